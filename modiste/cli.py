@@ -1,0 +1,145 @@
+"""`modiste ...`: the command line. Thin: parse, call the package, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modiste.data import Dataset, DatasetError
+from modiste.data.summary import summarize
+
+app = typer.Typer(help="modiste: personalized, generative fashion recommendation.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+
+def _open(path: Path) -> Dataset:
+    try:
+        return Dataset(path).validate()
+    except DatasetError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def world(
+    out: Annotated[Path, typer.Option("--out", help="directory to write the dataset to")],
+    preset: Annotated[str, typer.Option(help="tiny | small | default")] = "default",
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same bytes")] = 0,
+    force: Annotated[bool, typer.Option(help="replace an existing dataset at --out")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Generate a synthetic fashion world with a known ground truth (the oracle)."""
+    from modiste.data.world.generate import PRESETS, generate_world
+
+    if preset not in PRESETS:
+        err.print(f"[bold red]error:[/] unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        raise typer.Exit(2)
+    if out.exists() and not force:
+        err.print(f"[bold red]error:[/] {out} exists; pass --force to replace it")
+        raise typer.Exit(2)
+    start = time.perf_counter()
+    generate_world(out, preset=preset, seed=seed, progress=not quiet)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    console.print(f"wrote {out} ({size / 2**20:.1f} MiB) in {time.perf_counter() - start:.1f} s")
+
+
+@app.command()
+def validate(path: Annotated[Path, typer.Argument(help="dataset directory")]) -> None:
+    """Check every file of a dataset; print the first problem, naming the file, row and field."""
+    ds = _open(path)
+    console.print(f"[green]ok[/] {ds.name}: {len(ds.items)} items, {len(ds.users)} users, "
+                  f"{len(ds.interactions)} interactions, {len(ds.outfits)} outfits")
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help="dataset directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Counts, splits, categories, the cold-item share and the oracle's figures."""
+    summary = summarize(_open(path))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(f"[bold]{summary['name']}[/]  ({summary['source']}; {summary['license']})")
+    counts = Table("what", "count", title="counts")
+    for key, value in summary["counts"].items():
+        counts.add_row(key, f"{value:,}")
+    splits = Table("table", *summary["split_names"], title="splits")
+    for name, by_split in summary["splits"].items():
+        splits.add_row(name, *(f"{by_split.get(s, 0):,}" for s in summary["split_names"]))
+    categories = Table("category", "items", "share", title="categories")
+    for cat, n in summary["categories"].items():
+        categories.add_row(cat, f"{n:,}", f"{n / summary['counts']['items']:.1%}")
+    console.print(counts, splits, categories)
+    console.print(f"cold items (fewer than 5 training interactions): {summary['cold_items_share']:.1%} of the "
+                  f"catalogue, {summary['cold_test_share']:.1%} of test interactions")
+    if summary.get("oracle"):
+        oracle = Table("oracle (the ceiling on the test split)", "value")
+        for group, figures in summary["oracle"].items():
+            if isinstance(figures, dict):
+                for key, value in figures.items():
+                    oracle.add_row(f"{group} {key}", f"{value:.4f}" if isinstance(value, float) else str(value))
+            else:
+                oracle.add_row(group, f"{figures:.4f}")
+        console.print(oracle)
+
+
+@app.command()
+def show(
+    path: Annotated[Path, typer.Argument(help="dataset directory")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write")],
+    persons: Annotated[bool, typer.Option("--persons", help="draw avatars and their parse masks instead of items")] = False,
+    n: Annotated[int, typer.Option("-n", help="how many to draw")] = 40,
+    seed: Annotated[int, typer.Option(help="which random sample to draw")] = 0,
+    columns: Annotated[int, typer.Option(help="tiles per row")] = 8,
+) -> None:
+    """Draw a contact sheet of items with their captions (or, with --persons, of avatars with masks)."""
+    from modiste.viz import colorize_mask, contact_sheet, save_png
+
+    ds = _open(path)
+    rng = np.random.default_rng(seed)
+    if persons:
+        if ds.persons is None:
+            err.print(f"[bold red]error:[/] {path} has no persons")
+            raise typer.Exit(2)
+        rows = np.sort(rng.choice(len(ds.persons), size=min(n, len(ds.persons)), replace=False))
+        tiles = [np.concatenate([ds.person_images[r], colorize_mask(ds.person_masks[r])], axis=1) for r in rows]
+        people = ds.persons.iloc[rows]
+        labels = [f"{p.body_figure}, {p.height}, {p.skin_color} skin, {p.hair_color} {p.hair_style} hair, "
+                  f"{p.color_contrast} contrast" for p in people.itertuples()]
+        sheet = contact_sheet(tiles, labels, columns=min(columns, 6), label_lines=4,
+                              title=f"{ds.name}: persons (avatar | parse mask)")
+    else:
+        if not ds.has_images:
+            err.print(f"[bold red]error:[/] {path} has no images")
+            raise typer.Exit(2)
+        # An even spread over categories, so that every category shows.
+        items = ds.items
+        rows = np.sort(rng.choice(len(items), size=min(n, len(items)), replace=False))
+        rows = rows[np.argsort(items["category"].to_numpy()[rows], kind="stable")]
+        labels = []
+        for r in rows:
+            caption = json.loads(items["caption"].iat[r])
+            labels.append(" · ".join(v for v in caption.values() if v))
+        sheet = contact_sheet([ds.images[r] for r in rows], labels, columns=columns, label_lines=4,
+                              title=f"{ds.name}: {len(rows)} of {len(items):,} items")
+    save_png(sheet, out)
+    console.print(f"wrote {out}")
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
