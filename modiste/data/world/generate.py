@@ -308,7 +308,7 @@ def _draw_images(path: Path, attrs, look, seed: int, bar: Progress, processes: i
     global _SPECS  # read by the worker processes, which inherit it by fork
     _SPECS = (attrs, look)
     processes = processes or min(os.cpu_count() or 1, 8)
-    if processes > 1 and n > 2 * chunk:
+    if processes > 1 and len(jobs) > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             for start, block in bar.track(pool.imap(_draw_chunk, jobs), "drawing items", total=len(jobs)):
                 images[start:start + len(block)] = block

@@ -1,0 +1,22 @@
+"""Shared fixtures: one tiny synthetic world per test session, and writable copies of it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modiste.data.world.generate import generate_world
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    """The tiny preset, seed 0. Read-only: copy it (`world_copy`) before changing anything."""
+    return generate_world(tmp_path_factory.mktemp("worlds") / "tiny", preset="tiny", seed=0, progress=False)
+
+
+@pytest.fixture
+def world_copy(tiny_world, tmp_path) -> Path:
+    """A private copy of the tiny world that a test may break."""
+    return Path(shutil.copytree(tiny_world, tmp_path / "tiny"))
