@@ -97,16 +97,26 @@ def info(
 
 @app.command()
 def show(
-    path: Annotated[Path, typer.Argument(help="dataset directory")],
+    target: Annotated[str, typer.Argument(help="a dataset directory, or 'recs' to draw a user's recommendations")],
     out: Annotated[Path, typer.Option("--out", help="PNG file to write")],
     persons: Annotated[bool, typer.Option("--persons", help="draw avatars and their parse masks instead of items")] = False,
     n: Annotated[int, typer.Option("-n", help="how many to draw")] = 40,
     seed: Annotated[int, typer.Option(help="which random sample to draw")] = 0,
     columns: Annotated[int, typer.Option(help="tiles per row")] = 8,
+    run: Annotated[Path | None, typer.Option(help="with 'recs': the training run")] = None,
+    user: Annotated[str | None, typer.Option(help="with 'recs': the user id")] = None,
+    k: Annotated[int, typer.Option("-k", help="with 'recs': how many recommendations")] = 10,
 ) -> None:
-    """Draw a contact sheet of items with their captions (or, with --persons, of avatars with masks)."""
+    """Draw a contact sheet of items with their captions (or, with --persons, of avatars with masks;
+    or, as `show recs --run RUN --user U`, a user's history beside their top-k)."""
     from modiste.viz import colorize_mask, contact_sheet, save_png
 
+    if target == "recs" and not Path(target).is_dir():
+        if run is None or user is None:
+            _fail("show recs needs --run and --user")
+        _show_recs(run, user, k, out)
+        return
+    path = Path(target)
     ds = _open(path)
     rng = np.random.default_rng(seed)
     if persons:
@@ -136,6 +146,134 @@ def show(
                               title=f"{ds.name}: {len(rows)} of {len(items):,} items")
     save_png(sheet, out)
     console.print(f"wrote {out}")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+# ---------------------------------------------------------------------------- ranking
+
+train_app = typer.Typer(help="Train a model.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate a trained model.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+
+
+def _settings(pairs: list[str]) -> dict:
+    """--set key=value pairs, values parsed as JSON where they parse (numbers, true, null)."""
+    settings = {}
+    for pair in pairs:
+        if "=" not in pair:
+            _fail(f"--set wants key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return settings
+
+
+@train_app.command("rec")
+def train_rec(
+    model: Annotated[str, typer.Option(help="pop | bpr | vbpr | dvbpr")],
+    data: Annotated[Path, typer.Option(help="dataset directory")],
+    out: Annotated[Path, typer.Option(help="run directory (resumed if it holds an unfinished run)")],
+    epochs: Annotated[int | None, typer.Option(help="at most this many epochs")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="a model setting, e.g. --set factors=32")] = None,
+    train_set: Annotated[list[str] | None, typer.Option("--train-set", help="a training setting, e.g. --train-set lr=0.01")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the run's last checkpoint")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train a recommender with early stopping on validation AUC; checkpoints survive a kill."""
+    from modiste.rec.train import train_recommender
+
+    _open(data)
+    train_overrides = _settings(train_set or [])
+    if epochs is not None:
+        train_overrides["epochs"] = epochs
+    try:
+        train_recommender(model, data, out, model_overrides=_settings(set_ or []) or None,
+                          train_overrides=train_overrides or None, resume=resume, progress=not quiet)
+    except ValueError as e:
+        _fail(str(e))
+    metrics = json.loads((out / "metrics.json").read_text())
+    console.print(f"trained {model}: best validation AUC {metrics['best_valid_auc']:.4f} "
+                  f"after {len(metrics['history'])} epoch(s); model in {out / 'best'}")
+
+
+@eval_app.command("rec")
+def eval_rec(
+    run: Annotated[Path, typer.Option(help="run directory")],
+    data: Annotated[Path | None, typer.Option(help="dataset directory (default: the run's own)")] = None,
+    split: Annotated[str, typer.Option(help="test | valid")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """AUC over all unseen items, cold AUC, Recall@10/50, NDCG@10, beside the oracle's."""
+    from modiste.rec.evaluate import evaluate_run
+
+    try:
+        report = evaluate_run(run, data, split)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    table = Table("metric", report["model"], "oracle", title=f"{report['dataset']} ({split} split)")
+    for key, value in report["metrics"].items():
+        oracle = report.get("oracle", {}).get(key)
+        table.add_row(key, _fmt(value), _fmt(oracle) if oracle is not None else "")
+    console.print(table)
+
+
+@app.command()
+def recommend(
+    run: Annotated[Path, typer.Option(help="run directory")],
+    user: Annotated[str, typer.Option(help="user id")],
+    k: Annotated[int, typer.Option("-k", help="how many")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """A user's top-k items, leaving out what they already have."""
+    from modiste.rec.evaluate import recommend_for
+
+    try:
+        recs = recommend_for(run, user, k)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    if as_json:
+        print(json.dumps(recs, indent=2))
+        return
+    table = Table("#", "item", "score", "description", title=f"top {k} for {user}")
+    for rank, rec in enumerate(recs, 1):
+        table.add_row(str(rank), rec["item_id"], f"{rec['score']:.3f}", rec["description"])
+    console.print(table)
+
+
+def _show_recs(run: Path, user: str, k: int, out: Path) -> None:
+    from modiste.rec.evaluate import recommend_for, run_dataset
+    from modiste.viz import contact_sheet, save_png, stack
+
+    try:
+        recs = recommend_for(run, user, k)
+        ds = run_dataset(run)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    if not ds.has_images:
+        _fail(f"dataset '{ds.name}' has no images to draw")
+    history = ds.history(user)[-10:]
+    label = lambda item_id: " · ".join(v for v in json.loads(ds.items.at[item_id, "caption"]).values() if v)  # noqa: E731
+    sheets = [contact_sheet([ds.images[ds.item_row(i)] for i in history], [label(i) for i in history],
+                            columns=10, label_lines=4, title=f"{user}: latest {len(history)} training items"),
+              contact_sheet([ds.images[ds.item_row(r["item_id"])] for r in recs],
+                            [f"{r['score']:.2f} " + label(r["item_id"]) for r in recs], columns=10, label_lines=4,
+                            title=f"top {len(recs)} recommendations")]
+    save_png(stack(sheets), out)
+    console.print(f"wrote {out}")
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def main() -> None:  # pragma: no cover

@@ -46,6 +46,17 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], columns: 
     return sheet
 
 
+def stack(images: Sequence[Image.Image]) -> Image.Image:
+    """Pictures one above the other, left-aligned, on white."""
+    width = max(im.width for im in images)
+    out = Image.new("RGB", (width, sum(im.height for im in images)), "white")
+    y = 0
+    for im in images:
+        out.paste(im, (0, y))
+        y += im.height
+    return out
+
+
 def colorize_mask(mask: np.ndarray) -> np.ndarray:
     """A parse mask (H, W) of label indices as an RGB picture."""
     return MASK_COLORS[np.minimum(mask, len(MASK_COLORS) - 1)]

@@ -15,10 +15,11 @@ _DESIGN_PHRASE = {
     "knee length": "a knee length", "maxi": "a maxi length", "small": "a small size", "medium": "a medium size",
     "large": "a large size", "narrow": "a narrow cut", "regular": "a regular cut", "wide": "a wide cut",
 }
+_PLURALS = {"trousers", "sneakers", "boots", "heels"}
 _TEMPLATES = (
-    "A {sil}{color} {pattern}{material} {noun} with {design}, in a {style} style.",
+    "{a}{sil}{color} {pattern}{material} {noun} with {design}, in a {style} style.",
     "{Style} {noun} in {pattern}{color} {material}, {sil}with {design}.",
-    "This {color} {noun} is {sil}made of {pattern}{material}, with {design}: a {style} piece.",
+    "{this} {color} {noun} {is_} {sil_then}made of {pattern}{material}, with {design}: a {style} {piece}.",
 )
 
 
@@ -45,9 +46,14 @@ def description(category: str, attrs: dict[str, str], variant: int) -> str:
         design_phrase = f"a {design} {'heel' if sil == 'heel' else 'shaft'}"
     else:
         design_phrase = _DESIGN_PHRASE[design]
+    plural = noun in _PLURALS
+    first_word = sil_word or attrs["color"]
+    article = "" if plural else ("an " if first_word[0] in "aeiou" else "a ")
     text = _TEMPLATES[variant % len(_TEMPLATES)].format(
-        sil=sil_word, color=attrs["color"], pattern=_PATTERN_WORD[attrs["pattern"]], material=attrs["material"],
-        noun=noun, design=design_phrase, style=attrs["style"], Style=attrs["style"].capitalize(),
+        a=article, sil=sil_word, sil_then=f"{sil_word.strip()}, " if sil_word else "", color=attrs["color"], pattern=_PATTERN_WORD[attrs["pattern"]],
+        material=attrs["material"], noun=noun, design=design_phrase, style=attrs["style"],
+        Style=attrs["style"].capitalize(), this="These" if plural else "This", is_="are" if plural else "is",
+        piece="pair" if plural and noun != "trousers" else "piece",
     )
     return text[0].upper() + text[1:]
 

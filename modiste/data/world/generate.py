@@ -51,6 +51,7 @@ class WorldConfig:
     n_outfits: int
     n_persons: int
     median_interactions: float = 22.0  # per user, before the minimum of 4 is added
+    tribes: int = 16  # style tribes: users of a tribe share much of their taste
     outfit_pool: int = 200  # candidates a user considers per outfit slot
 
 
@@ -149,25 +150,14 @@ def _items_table(attrs: dict[str, np.ndarray]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- users
 
 def _draw_truth(cfg, attrs, look, item_rng, user_rng) -> tuple[Oracle, dict[str, np.ndarray]]:
-    vocab = rules.feature_vocabulary()
-    n_features, n = len(vocab), cfg.n_users
-    by_attribute = {a: [j for j, (attr, _) in enumerate(vocab) if attr == a] for a in ("category",) + T.ATTRIBUTES}
-    # A shared trend (some values are liked by most people) plus personal taste.
-    spread = {"category": 0.7, "color": 0.5, "pattern": 0.6, "material": 0.4, "silhouette": 0.5, "design": 0.5,
-              "style": 0.4}
-    trend = np.zeros(n_features, np.float32)
-    weights = np.zeros((n, n_features), np.float32)
-    for a, cols in by_attribute.items():
-        trend[cols] = user_rng.normal(0, 0.3, len(cols))
-        weights[:, cols] = trend[cols] + user_rng.normal(0, spread[a], (n, len(cols)))
-    # Strong likes and dislikes: two favourite colours, one hated colour, one favourite style.
-    rows = np.arange(n)
-    color_cols, style_cols = np.array(by_attribute["color"]), np.array(by_attribute["style"])
-    picks = np.argsort(user_rng.random((n, len(color_cols))), axis=1)
-    weights[rows, color_cols[picks[:, 0]]] += 1.3
-    weights[rows, color_cols[picks[:, 1]]] += 1.0
-    weights[rows, color_cols[picks[:, 2]]] -= 1.5
-    weights[rows, style_cols[user_rng.integers(len(style_cols), size=n)]] += 1.3
+    """Users' hidden tastes: a shared trend, the taste of their style tribe, and their own."""
+    n = cfg.n_users
+    tribes = user_rng.integers(cfg.tribes, size=n)
+    trend = _taste_weights(1, user_rng, scale=0.3, likes=0.0)[0]
+    weights = (trend + _taste_weights(cfg.tribes, user_rng, scale=1.0, likes=1.0)[tribes]
+               + _taste_weights(n, user_rng, scale=0.5, likes=0.6))
+    tribe_look = user_rng.normal(0, 0.45, (cfg.tribes, LOOK_DIM))
+    user_look = (tribe_look[tribes] + user_rng.normal(0, 0.25, (n, LOOK_DIM))).astype(np.float32)
 
     bodies = {}
     for field, values in T.BODY_VALUES.items():
@@ -176,7 +166,7 @@ def _draw_truth(cfg, attrs, look, item_rng, user_rng) -> tuple[Oracle, dict[str,
 
     tensors = {
         "user_weights": weights,
-        "user_look": user_rng.normal(0, 0.5, (n, LOOK_DIM)).astype(np.float32),
+        "user_look": user_look,
         "user_body": rules.body_features(bodies),
         "suit_rules": rules.suitability_rules(),
         "item_features": rules.item_features(attrs),
@@ -186,6 +176,26 @@ def _draw_truth(cfg, attrs, look, item_rng, user_rng) -> tuple[Oracle, dict[str,
     }
     tensors |= {f"code_{k}": v for k, v in rules.item_codes(attrs).items()}
     return Oracle(OracleParams(), tensors), bodies
+
+
+def _taste_weights(n: int, rng: np.random.Generator, scale: float, likes: float) -> np.ndarray:
+    """(n, n_features) weights over attribute values: random preferences of each attribute's
+    typical spread, times `scale`, plus strong likes and dislikes times `likes` (two favourite
+    colours, one hated colour, one favourite style)."""
+    vocab = rules.feature_vocabulary()
+    spread = {"category": 0.7, "color": 0.5, "pattern": 0.6, "material": 0.4, "silhouette": 0.5, "design": 0.5,
+              "style": 0.4}
+    weights = np.zeros((n, len(vocab)), np.float32)
+    columns = {a: np.array([j for j, (attr, _) in enumerate(vocab) if attr == a]) for a in spread}
+    for a, cols in columns.items():
+        weights[:, cols] = rng.normal(0, scale * spread[a], (n, len(cols)))
+    rows = np.arange(n)
+    picks = np.argsort(rng.random((n, len(columns["color"]))), axis=1)
+    weights[rows, columns["color"][picks[:, 0]]] += 1.3 * likes
+    weights[rows, columns["color"][picks[:, 1]]] += 1.0 * likes
+    weights[rows, columns["color"][picks[:, 2]]] -= 1.5 * likes
+    weights[rows, columns["style"][rng.integers(len(columns["style"]), size=n)]] += 1.3 * likes
+    return weights
 
 
 # ---------------------------------------------------------------------------- interactions
