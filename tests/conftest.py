@@ -10,6 +10,15 @@ import pytest
 from modiste.data.world.generate import generate_world
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Caches (e.g. trained image encoders) go to a temporary folder, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MODISTE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> Path:
     """The tiny preset, seed 0. Read-only: copy it (`world_copy`) before changing anything."""

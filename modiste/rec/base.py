@@ -1,0 +1,150 @@
+"""The one interface every recommender has.
+
+    model = MODELS["bpr"](config)          # a dataclass of hyper-parameters
+    model.fit(ds, data, trainer)           # data: modiste.rec.data.Interactions
+    scores = model.score(user_rows)        # (B, n_items) numpy, higher is better
+    items, scores = model.recommend(user_row, k=10, exclude=seen_items)
+    model.save(dir); model = load_model(dir)
+
+Weights are stored as safetensors, the configuration as JSON, both written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from modiste.io import atomic_path, write_json
+
+WEIGHTS, CONFIG = "model.safetensors", "model.json"
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters common to every model; each model extends it."""
+
+    seed: int = 0
+
+
+class Recommender(torch.nn.Module):
+    """A ranking model over a fixed catalogue. Subclasses define `score_tensor` (and, when
+    trained by BPR, `pair_scores` and `regularization`)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    needs_images: ClassVar[bool] = False
+    trained_by_bpr: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__()
+        self.config, self.n_users, self.n_items = config, n_users, n_items
+
+    # -- building from data --------------------------------------------------
+
+    @classmethod
+    def build(cls, config: ModelConfig, data, ds) -> Recommender:
+        """A fresh model for these interactions (and, where needed, the dataset's images)."""
+        cls.check_dataset(ds)
+        return cls(config, data.n_users, data.n_items)
+
+    @classmethod
+    def check_dataset(cls, ds) -> None:
+        if cls.needs_images and not ds.has_images:
+            raise ValueError(f"{cls.name} learns from item images, and dataset '{ds.name}' has none: "
+                             "use pop or bpr on image-free datasets")
+
+    @classmethod
+    def from_saved(cls, config: ModelConfig, meta: dict[str, Any]) -> Recommender:
+        """An empty model of the saved shape, ready for `load_state_dict`."""
+        return cls(config, meta["n_users"], meta["n_items"])
+
+    # -- scoring ---------------------------------------------------------------
+
+    def score_tensor(self, users: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, n_items)
+        raise NotImplementedError
+
+    def prepare_for_scoring(self) -> None:
+        """Compute caches that scoring reads (e.g. DVBPR's item embeddings); called after
+        training and after loading, so serving never runs a CNN per request."""
+
+    @torch.no_grad()
+    def score(self, users) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        out = self.score_tensor(torch.as_tensor(np.asarray(users), dtype=torch.long)).float().numpy()
+        self.train(was_training)
+        return out
+
+    def recommend(self, user: int, k: int = 10, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+        """The top-k item rows for a user and their scores, leaving out `exclude` (e.g. seen items)."""
+        scores = self.score([user])[0]
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        k = min(k, int(np.isfinite(scores).sum()))
+        top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], np.int64)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return top, scores[top]
+
+    # -- BPR training -----------------------------------------------------------
+
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """x_ui for aligned users[k], items[k]."""
+        raise NotImplementedError
+
+    def regularization(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(())
+
+    def bpr_loss(self, users, positives, negatives) -> tuple[torch.Tensor, torch.Tensor]:
+        """(-mean log sigmoid(x_ui - x_uj) + regularization, the BPR part alone)."""
+        x = self.pair_scores(users, positives) - self.pair_scores(users, negatives)
+        bpr = torch.nn.functional.softplus(-x).mean()
+        return bpr + self.regularization(users, positives, negatives), bpr
+
+    def optimizer(self, lr: float) -> torch.optim.Optimizer | None:
+        return torch.optim.Adam(self.parameters(), lr=lr)
+
+    def train_step(self, users, positives, negatives, optimizer, lr: float) -> float:
+        """One minibatch of BPR; returns the BPR loss before the update."""
+        loss, bpr = self.bpr_loss(users, positives, negatives)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(bpr.detach())
+
+    # -- storage -----------------------------------------------------------------
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON-able facts needed to rebuild the module before loading its weights."""
+        return {}
+
+    def save(self, directory: str | Path) -> None:
+        self.prepare_for_scoring()
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+            save_file(tensors, str(tmp / WEIGHTS))
+            write_json(tmp / CONFIG, {"model": self.name, "config": asdict(self.config), "n_users": self.n_users,
+                                      "n_items": self.n_items, **self.extra_state()})
+
+
+def load_model(directory: str | Path) -> Recommender:
+    """Load a model saved by `Recommender.save` (any registered kind)."""
+    from modiste.rec import MODELS
+
+    directory = Path(directory)
+    if not (directory / CONFIG).exists():
+        raise FileNotFoundError(f"{directory} holds no saved model ({CONFIG} is missing)")
+    meta = json.loads((directory / CONFIG).read_text())
+    cls = MODELS[meta["model"]]
+    known = {f.name for f in fields(cls.Config)}
+    config = cls.Config(**{k: v for k, v in meta["config"].items() if k in known})
+    model = cls.from_saved(config, meta)
+    model.load_state_dict(load_file(str(directory / WEIGHTS)))
+    model.prepare_for_scoring()
+    model.eval()
+    return model

@@ -1,0 +1,153 @@
+"""Ranking models on the tiny world: they learn, they save and load, they resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from modiste.data import Dataset
+from modiste.eval.ranking import evaluate_ranking
+from modiste.rec import MODELS
+from modiste.rec.base import load_model
+from modiste.rec.data import Interactions, TripleSampler
+from modiste.rec.evaluate import evaluate_run, recommend_for
+from modiste.rec.train import train_recommender
+
+FAST = {"threads": 2, "eval_users": None}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_world, tmp_path_factory):
+    """pop and bpr trained once on the tiny world; {name: (run_dir, test AUC)}."""
+    root = tmp_path_factory.mktemp("runs")
+    data = Interactions.from_dataset(Dataset(tiny_world))
+    out = {}
+    for name in ("pop", "bpr"):
+        model = train_recommender(name, tiny_world, root / name, train_overrides=FAST, progress=False)
+        out[name] = (root / name, evaluate_ranking(model.score, data.held_out("test"))["auc"])
+    return out
+
+
+def test_bpr_beats_popularity(trained):
+    assert trained["bpr"][1] > trained["pop"][1] + 0.02
+
+
+def test_dvbpr_learns_from_pixels(tiny_world, tmp_path, trained):
+    """A few epochs on 7k interactions: the CNN fits the training triples, ranks held-out items
+    above chance and, on cold items (which popularity cannot rank), far above PopRank. (Beating
+    PopRank's overall AUC takes more data than the tiny world has: see bench/rec.py.)"""
+    data = Interactions.from_dataset(Dataset(tiny_world))
+    test = data.held_out("test")
+    model = train_recommender("dvbpr", tiny_world, tmp_path / "dvbpr",
+                              train_overrides={**FAST, "epochs": 6, "patience": 6}, progress=False)
+    losses = [row["loss"] for row in json.loads((tmp_path / "dvbpr" / "metrics.json").read_text())["history"]]
+    assert losses[-1] < losses[0] - 0.05
+    metrics = evaluate_ranking(model.score, test)
+    pop = evaluate_ranking(load_model(trained["pop"][0] / "best").score, test)
+    assert metrics["auc"] > 0.5
+    assert metrics["auc_cold"] > pop["auc_cold"] + 0.2
+
+
+def test_save_and_load_give_identical_scores(trained, tmp_path):
+    run, _ = trained["bpr"]
+    model = load_model(run / "best")
+    model.save(tmp_path / "copy")
+    again = load_model(tmp_path / "copy")
+    users = np.arange(20)
+    np.testing.assert_array_equal(model.score(users), again.score(users))
+
+
+def test_recommendations_leave_out_what_the_user_has(trained, tiny_world):
+    run, _ = trained["bpr"]
+    ds = Dataset(tiny_world)
+    user = ds.users.index[5]
+    recs = recommend_for(run, user, k=10)
+    owned = set(ds.interactions.loc[ds.interactions["user_id"] == user, "item_id"])
+    assert len(recs) == 10 and not owned & {r["item_id"] for r in recs}
+    assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
+    with pytest.raises(KeyError):
+        recommend_for(run, "nobody", k=3)
+
+
+def test_evaluation_report_carries_the_oracle(trained):
+    report = evaluate_run(trained["bpr"][0])
+    assert report["metrics"]["auc"] == pytest.approx(trained["bpr"][1])
+    assert report["oracle"]["auc"] > report["metrics"]["auc"]
+    assert set(report["metrics"]) >= {"auc", "auc_cold", "recall@10", "recall@50", "ndcg@10"}
+
+
+def test_resume_continues_where_it_stopped(tiny_world, tmp_path):
+    settings = {**FAST, "patience": 100}
+    train_recommender("bpr", tiny_world, tmp_path / "a", train_overrides={**settings, "epochs": 2}, progress=False)
+    first = json.loads((tmp_path / "a" / "metrics.json").read_text())["history"]
+    train_recommender("bpr", tiny_world, tmp_path / "a", train_overrides={**settings, "epochs": 4}, progress=False)
+    history = json.loads((tmp_path / "a" / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[:2] == first
+    # The same four epochs in one go give the same model: resuming restored the whole state.
+    train_recommender("bpr", tiny_world, tmp_path / "b", train_overrides={**settings, "epochs": 4}, progress=False)
+    straight = json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]
+    assert [r["valid_auc"] for r in history] == pytest.approx([r["valid_auc"] for r in straight])
+
+
+def test_a_run_killed_mid_epoch_resumes(tiny_world, tmp_path):
+    run = tmp_path / "killed"
+    command = [sys.executable, "-m", "modiste.cli", "train", "rec", "--model", "bpr", "--data", str(tiny_world),
+               "--out", str(run), "--quiet", "--train-set", "checkpoint_every_s=0", "--train-set", "batch_size=64",
+               "--train-set", "patience=100", "--epochs", "30"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (run / "state.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (run / "state.pt").exists()
+    state = torch.load(run / "state.pt", weights_only=True)
+    done = (state["epoch"], state["step"])
+    assert done != (30, 0)  # it was killed before the end
+    leftovers = [p.name for p in run.iterdir() if p.name.startswith(".")]
+    model = train_recommender("bpr", tiny_world, run, train_overrides={**FAST, "checkpoint_every_s": 0,
+                                                                         "batch_size": 64, "patience": 100,
+                                                                         "epochs": 30}, progress=False)
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == list(range(1, 31))
+    assert model.score([0]).shape == (1, 1000)
+    assert all(not name.endswith(".tmp") for name in leftovers)
+
+
+def test_sampler_draws_true_triples():
+    indptr = np.array([0, 2, 2, 5])  # user 1 has no training items
+    indices = np.array([1, 3, 0, 2, 4])
+    sampler = TripleSampler(indptr, indices, n_items=6, seed=1)
+    users, positives, negatives = sampler.sample(20_000)
+    owned = {0: {1, 3}, 2: {0, 2, 4}}
+    assert set(users) == {0, 2}
+    assert all(p in owned[u] for u, p in zip(users, positives))
+    assert all(n not in owned[u] for u, n in zip(users, negatives))
+    assert abs(np.mean(users == 0) - 0.5) < 0.02  # users uniformly, not by activity
+
+
+def test_image_models_refuse_an_image_free_dataset(world_copy):
+    (world_copy / "images.npy").unlink()
+    manifest = json.loads((world_copy / "manifest.json").read_text())
+    manifest["has_images"] = False
+    (world_copy / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("vbpr", "dvbpr"):
+        with pytest.raises(ValueError, match="has none: use pop or bpr"):
+            train_recommender(name, world_copy, world_copy.parent / name, progress=False)
+    model = train_recommender("bpr", world_copy, world_copy.parent / "bpr", train_overrides={**FAST, "epochs": 2},
+                              progress=False)
+    assert np.isfinite(model.score([0, 1])).all()
+
+
+def test_every_model_is_registered():
+    assert set(MODELS) == {"pop", "bpr", "vbpr", "dvbpr"}
