@@ -50,15 +50,16 @@ class BPRMF(Recommender):
     @torch.no_grad()
     def train_step(self, users, positives, negatives, optimizer, lr):
         reg = self.config.reg
-        u, i, j = self.user_factors[users], self.item_factors[positives], self.item_factors[negatives]
-        bi, bj = self.item_bias[positives], self.item_bias[negatives]
-        x = bi - bj + (u * (i - j)).sum(-1)
+        u = self.user_factors[users]
+        items = torch.cat([positives, negatives])
+        v, b = self.item_factors[items], self.item_bias[items]
+        n = len(users)
+        x = b[:n] - b[n:] + (u * (v[:n] - v[n:])).sum(-1)
         g = torch.sigmoid(-x)  # d ln sigma(x) / dx
-        self.user_factors.index_add_(0, users, lr * (g[:, None] * (i - j) - reg * u))
-        self.item_factors.index_add_(0, positives, lr * (g[:, None] * u - reg * i))
-        self.item_factors.index_add_(0, negatives, lr * (-g[:, None] * u - reg * j))
-        self.item_bias.index_add_(0, positives, lr * (g - reg * bi))
-        self.item_bias.index_add_(0, negatives, lr * (-g - reg * bj))
+        sign = torch.cat([g, -g])  # +g for the positive item, -g for the negative
+        self.user_factors.index_add_(0, users, lr * (g[:, None] * (v[:n] - v[n:]) - reg * u))
+        self.item_factors.index_add_(0, items, lr * (sign[:, None] * u.repeat(2, 1) - reg * v))
+        self.item_bias.index_add_(0, items, lr * (sign - reg * b))
         return float(torch.nn.functional.softplus(-x).mean())
 
     def score_tensor(self, users):

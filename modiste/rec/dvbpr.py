@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from modiste.rec.base import ModelConfig, Recommender
+from modiste.vision.common import to_unit_range
 
 
 @dataclass
@@ -64,8 +65,7 @@ class ItemCNN(nn.Module):
                                   nn.Linear(hidden, k))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        return self.head(self.features(x))
+        return self.head(self.features(to_unit_range(images)))
 
 
 class DVBPR(Recommender):

@@ -82,9 +82,10 @@ class VBPR(Recommender):
 def image_features(ds) -> np.ndarray:
     """The dataset's frozen item features: the encoder is trained once per dataset and cached."""
     from modiste.cache import dataset_cache
-    from modiste.vision.encoder import features_for
+    from modiste.vision.encoder import EncoderConfig, features_for
 
-    return features_for(ds, dataset_cache(ds, "encoder"))
+    # One thread: two collapse when anything else competes for the cores.
+    return features_for(ds, dataset_cache(ds, "encoder"), EncoderConfig(threads=1))
 
 
 def _standardize(features: np.ndarray) -> np.ndarray:

@@ -85,16 +85,16 @@ def pattern_fill(pattern: str, base: np.ndarray, second: np.ndarray, scale: floa
     elif pattern == "dots":
         cy = ((_YY + phase) % period) - period / 2
         cx = ((_XX + phase) % period) - period / 2
-        on = cy**2 + cx**2 < (period * 0.22) ** 2
+        on = cy**2 + cx**2 < (period * 0.18) ** 2
     elif pattern == "floral":
-        on = _flowers(period * 1.5, phase, rng)
+        on = _flowers(period * 1.9, phase, rng)
     else:
         raise ValueError(f"unknown pattern {pattern!r}")
     fill = np.empty((S, S, 3), np.float32)
     fill[:] = base
     fill[on] = second
     if pattern == "floral":  # a small centre of the base colour's complement makes flowers read as flowers
-        fill[_flower_centres(period * 1.5, phase)] = (1 - base) * 0.6 + 0.2
+        fill[_flower_centres(period * 1.9, phase)] = (1 - base) * 0.6 + 0.2
     return fill
 
 
@@ -113,24 +113,30 @@ def _flower_centres(period: float, phase: float) -> np.ndarray:
     return cy**2 + cx**2 < (period * 0.09) ** 2
 
 
-def material_shading(material: str, rng) -> np.ndarray:
-    """A multiplicative (S, S) brightness map (and specular highlight) that shows the material."""
-    if material == "cotton":
-        m = 1.0 + rng.normal(0, 0.025, (S, S)).astype(np.float32)
-    elif material == "denim":
-        m = 1.0 - 0.16 * (((_XX + _YY) % 6) < 2)  # diagonal twill
-        m = m * (1 + rng.normal(0, 0.03, (S, S)).astype(np.float32))
-    elif material == "knit":
-        m = 0.86 + 0.14 * np.abs(np.sin(_XX * np.pi / 5))  # vertical ribs
-    elif material == "leather":
-        cy, cx = rng.uniform(0.25, 0.45) * S, rng.uniform(0.3, 0.7) * S
+def material_surface(material: str, centre: tuple[float, float], rng) -> tuple[np.ndarray, np.ndarray]:
+    """(multiplier, added light), each (S, S): fill * multiplier + light shows the material.
+
+    The added light keeps every material visible on dark colours, where a multiplier alone
+    vanishes. Periods are at least 6 drawing pixels, so the texture survives the reduction to 64.
+    """
+    if material == "cotton":  # matte, with a faint plain-weave grid
+        grid = (((_XX % 8) < 2) | ((_YY % 8) < 2)).astype(np.float32)
+        return 1.0 - 0.08 * grid, 0.03 * grid
+    if material == "denim":  # diagonal twill
+        twill = (((_XX + _YY) % 6) < 2).astype(np.float32)
+        return 1.0 - 0.22 * twill, 0.07 * (1 - twill)
+    if material == "knit":  # vertical ribs
+        rib = np.abs(np.sin(_XX * np.pi / 10)).astype(np.float32)
+        return 0.78 + 0.22 * rib, 0.06 * rib
+    if material == "leather":  # a darker surface with a glossy highlight on the item itself
+        cy, cx = centre[0] * S + rng.uniform(-6, 6), centre[1] * S + rng.uniform(-6, 6)
         d = np.sqrt((_YY - cy) ** 2 + (_XX - cx) ** 2) / S
-        m = 0.78 + 0.55 * np.exp(-(d / 0.16) ** 2)  # glossy highlight on a darker surface
-    elif material == "silk":
-        m = 0.97 + 0.2 * np.sin((_XX * 0.6 + _YY) / S * 2 * np.pi * 1.3 + rng.uniform(0, 6)) ** 2  # soft sheen
-    else:
-        raise ValueError(f"unknown material {material!r}")
-    return m.astype(np.float32)
+        return np.full((S, S), 0.8, np.float32), (0.5 * np.exp(-(d / 0.09) ** 2)).astype(np.float32)
+    if material == "silk":  # narrow bright bands of sheen
+        phase = rng.uniform(0, np.pi)
+        band = np.sin((_XX * 0.5 + _YY) / S * np.pi * 2.2 + phase) ** 8
+        return np.ones((S, S), np.float32), (0.3 * band).astype(np.float32)
+    raise ValueError(f"unknown material {material!r}")
 
 
 # ---------------------------------------------------------------------------- outlines
@@ -195,8 +201,8 @@ def outline(spec: ItemSpec, rng) -> tuple[list[list], dict]:
         crotch = 0.36
         left = [_p(0.5 - waist_w, 0.1), _p(0.5, 0.1), _p(0.5, crotch), _p(0.5 - 0.01, length),
                 _p(0.5 - 0.01 - 2 * leg_w, length), _p(0.5 - waist_w - 0.005, 0.3)]
-        if des == "shorts":
-            left[3], left[4] = _p(0.5 - 0.01, length), _p(0.5 - waist_w - 0.04, length)
+        if des == "shorts":  # short legs flare out by the silhouette's leg width
+            left[3], left[4] = _p(0.5 - 0.01, length), _p(0.5 - waist_w - 0.04 - (leg_w - 0.085) * 1.5, length)
         return [left, _mirror(left)], {"centre": (0.5, 0.25), "hem": length, "half_width": waist_w, "top": 0.1,
                                        "band": (0.1, 0.15)}
     if cat == "skirt":
@@ -294,8 +300,11 @@ def draw_item(spec: ItemSpec, rng: np.random.Generator) -> np.ndarray:
         md.polygon(poly, fill=255)
     mask = np.asarray(mask_img) > 0
 
+    rows, cols = np.nonzero(mask)
+    where["hem"] = (rows.max() + 1) / S  # the item's true lowest edge (for fringe)
     fill = pattern_fill(spec.pattern, base, second, spec.look[4], rng)
-    fill *= material_shading(spec.material, rng)[..., None]
+    multiplier, light = material_surface(spec.material, (rows.mean() / S, cols.mean() / S), rng)
+    fill = fill * multiplier[..., None] + light[..., None]
     canvas = np.ones((S, S, 3), np.float32)
     canvas[mask] = fill[mask]
     img = Image.fromarray((np.clip(canvas, 0, 1) * 255).astype(np.uint8))
@@ -352,10 +361,12 @@ def _category_details(d: ImageDraw.ImageDraw, spec: ItemSpec, where: dict, base,
 def _style_mark(d: ImageDraw.ImageDraw, spec: ItemSpec, where: dict, base, rng) -> None:
     cx, cy = where["centre"]
     hw, hem, top = where["half_width"], where["hem"], where["top"]
-    if spec.style == "formal":  # gold buttons or clasp
+    if spec.style == "formal":  # gold buttons or clasp (silver on warm colours, where gold would hide)
+        warm = spec.color in ("red", "orange", "yellow", "pink", "beige", "brown", "burgundy")
+        metal, rim = ((215, 215, 225), (60, 60, 70)) if warm else ((212, 175, 55), (120, 95, 20))
         for k in range(3):
             y = cy - 0.06 + k * 0.07
-            d.ellipse([*_p(cx - 0.022, y), *_p(cx + 0.022, y + 0.044)], fill=(212, 175, 55), outline=(120, 95, 20))
+            d.ellipse([*_p(cx - 0.026, y), *_p(cx + 0.026, y + 0.052)], fill=metal, outline=rim, width=2)
     elif spec.style == "sporty":  # two contrast stripes down both sides
         stripe = _rgb(contrast_color(base))
         for side in (-1, 1):
