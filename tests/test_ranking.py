@@ -79,3 +79,10 @@ def test_cold_auc_counts_only_cold_targets():
 
 def test_auc_score_with_ties():
     assert auc_score(np.array([3.0, 2.0]), np.array([1.0, 2.0])) == pytest.approx((1 + 1 + 1 + 0.5) / 4)
+
+
+def test_nan_scores_are_refused_not_rewarded():
+    users, items, splits = np.array([0, 0]), np.array([1, 2]), np.array(["train", "test"])
+    held = HeldOut.from_rows(1, 5, users, items, splits)
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate_ranking(lambda u: np.full((len(u), 5), np.nan), held)

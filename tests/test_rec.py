@@ -26,18 +26,19 @@ FAST = {"threads": 2, "eval_users": None}
 
 @pytest.fixture(scope="module")
 def trained(tiny_world, tmp_path_factory):
-    """pop and bpr trained once on the tiny world; {name: (run_dir, test AUC)}."""
+    """pop, bpr and vbpr trained once on the tiny world; {name: (run_dir, test AUC)}."""
     root = tmp_path_factory.mktemp("runs")
     data = Interactions.from_dataset(Dataset(tiny_world))
     out = {}
-    for name in ("pop", "bpr"):
+    for name in ("pop", "bpr", "vbpr"):
         model = train_recommender(name, tiny_world, root / name, train_overrides=FAST, progress=False)
         out[name] = (root / name, evaluate_ranking(model.score, data.held_out("test"))["auc"])
     return out
 
 
-def test_bpr_beats_popularity(trained):
-    assert trained["bpr"][1] > trained["pop"][1] + 0.02
+@pytest.mark.parametrize("name", ["bpr", "vbpr"])
+def test_beats_popularity(trained, name):
+    assert trained[name][1] > trained["pop"][1] + 0.02
 
 
 def test_dvbpr_learns_from_pixels(tiny_world, tmp_path, trained):
@@ -56,8 +57,9 @@ def test_dvbpr_learns_from_pixels(tiny_world, tmp_path, trained):
     assert metrics["auc_cold"] > pop["auc_cold"] + 0.2
 
 
-def test_save_and_load_give_identical_scores(trained, tmp_path):
-    run, _ = trained["bpr"]
+@pytest.mark.parametrize("name", ["pop", "bpr", "vbpr"])
+def test_save_and_load_give_identical_scores(trained, tmp_path, name):
+    run, _ = trained[name]
     model = load_model(run / "best")
     model.save(tmp_path / "copy")
     again = load_model(tmp_path / "copy")

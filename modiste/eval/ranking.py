@@ -73,6 +73,8 @@ def evaluate_ranking(score: ScoreFn, held_out: HeldOut, ks: tuple[int, ...] = (1
         scores = np.array(score(users), dtype=np.float64, copy=True)
         if scores.shape != (b, h.n_items):
             raise ValueError(f"score() returned shape {scores.shape}, expected {(b, h.n_items)}")
+        if np.isnan(scores).any():  # NaN compares neither above nor below: it would look perfect
+            raise ValueError("score() returned NaN (has the model diverged?)")
         target_scores = scores[np.arange(b), targets]
         # Mask every item the user has seen (the target too) so it counts neither above nor below.
         counts = h.seen_count(users)

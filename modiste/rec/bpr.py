@@ -35,15 +35,6 @@ class BPRMF(Recommender):
         self.item_factors = torch.nn.Parameter(torch.randn(n_items, config.factors, generator=g) * 0.01)
         self.item_bias = torch.nn.Parameter(torch.zeros(n_items))
 
-    def pair_scores(self, users, items):
-        return self.item_bias[items] + (self.user_factors[users] * self.item_factors[items]).sum(-1)
-
-    def regularization(self, users, positives, negatives):
-        c = self.config
-        return c.reg * (self.user_factors[users].square().sum(-1) + self.item_factors[positives].square().sum(-1)
-                        + self.item_factors[negatives].square().sum(-1) + self.item_bias[positives].square()
-                        + self.item_bias[negatives].square()).mean()
-
     def optimizer(self, lr):
         return None  # plain SGD, below
 

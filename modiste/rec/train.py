@@ -57,7 +57,7 @@ DEFAULT_TRAINING = {
     "pop": TrainConfig(epochs=0),
     # Scatter-bound embedding updates run fastest on one thread; the CNN uses every core.
     "bpr": TrainConfig(epochs=200, batch_size=1024, lr=0.2, patience=10, eval_users=2000, threads=1),
-    "vbpr": TrainConfig(epochs=100, batch_size=1024, lr=0.005, patience=5, eval_users=2000, threads=1),
+    "vbpr": TrainConfig(epochs=200, batch_size=1024, lr=0.2, patience=10, eval_users=2000, threads=1),
     "dvbpr": TrainConfig(epochs=30, batch_size=256, lr=2e-3, patience=3, eval_users=2000),
 }
 

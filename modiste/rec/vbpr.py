@@ -2,6 +2,11 @@
 
     x_ui = beta_i + beta' . f_i + gamma_u . gamma_i + theta_u . (E f_i)
 
+Trained like BPR-MF (`modiste.rec.bpr`): hand-written minibatch SGD on ln sigma(x_uij), the
+per-triple updates of the user and item rows scattered with index_add_, and the shared E and
+beta' moved by the batch's mean gradient. (Adam over the whole tables drifts rows that are not in
+the batch with its momentum, and validation AUC peaked below PopRank's on the default world.)
+
 f_i are the item's features from `modiste.vision.encoder.ImageEncoder`, an autoencoder that
 modiste trains on the catalogue's pictures alone (no recommendation signal, no attribute
 labels): the stand-in for the paper's ImageNet CNN features, which cannot be downloaded here.
@@ -20,12 +25,13 @@ from modiste.rec.base import ModelConfig, Recommender
 @dataclass
 class VBPRConfig(ModelConfig):
     """factors: K of gamma; visual_factors: K' of theta and E; reg: L2 on gamma, beta and theta;
-    reg_visual: L2 on E and beta'."""
+    reg_visual: L2 on E and beta'; visual_lr_scale: the step of E and beta' relative to the rows'."""
 
     factors: int = 32
     visual_factors: int = 32
-    reg: float = 1e-4
-    reg_visual: float = 1e-5
+    reg: float = 0.05
+    reg_visual: float = 1e-3
+    visual_lr_scale: float = 0.1
 
 
 class VBPR(Recommender):
@@ -59,19 +65,29 @@ class VBPR(Recommender):
     def extra_state(self):
         return {"feature_dim": int(self.features.shape[1])}
 
-    def pair_scores(self, users, items):
-        f = self.features[items]
-        return (self.item_bias[items] + f @ self.visual_bias
-                + (self.user_factors[users] * self.item_factors[items]).sum(-1)
-                + (self.user_visual[users] * (f @ self.embedding)).sum(-1))
+    def optimizer(self, lr):
+        return None  # plain SGD, below
 
-    def regularization(self, users, positives, negatives):
+    @torch.no_grad()
+    def train_step(self, users, positives, negatives, optimizer, lr):
         c = self.config
-        per_example = (self.user_factors[users].square().sum(-1) + self.user_visual[users].square().sum(-1)
-                       + self.item_factors[positives].square().sum(-1) + self.item_factors[negatives].square().sum(-1)
-                       + self.item_bias[positives].square() + self.item_bias[negatives].square())
-        return c.reg * per_example.mean() + c.reg_visual * (self.embedding.square().sum()
-                                                            + self.visual_bias.square().sum())
+        n = len(users)
+        items = torch.cat([positives, negatives])
+        gu, tu = self.user_factors[users], self.user_visual[users]
+        gv, b = self.item_factors[items], self.item_bias[items]
+        df = self.features[positives] - self.features[negatives]  # (n, D)
+        visual = df @ self.embedding  # (n, K')
+        x = b[:n] - b[n:] + df @ self.visual_bias + (gu * (gv[:n] - gv[n:])).sum(-1) + (tu * visual).sum(-1)
+        g = torch.sigmoid(-x)  # d ln sigma(x) / dx
+        sign = torch.cat([g, -g])
+        self.user_factors.index_add_(0, users, lr * (g[:, None] * (gv[:n] - gv[n:]) - c.reg * gu))
+        self.user_visual.index_add_(0, users, lr * (g[:, None] * visual - c.reg * tu))
+        self.item_factors.index_add_(0, items, lr * (sign[:, None] * gu.repeat(2, 1) - c.reg * gv))
+        self.item_bias.index_add_(0, items, lr * (sign - c.reg * b))
+        shared_lr = lr * c.visual_lr_scale
+        self.embedding += shared_lr * ((df * g[:, None]).T @ tu / n - c.reg_visual * self.embedding)
+        self.visual_bias += shared_lr * ((df * g[:, None]).mean(0) - c.reg_visual * self.visual_bias)
+        return float(torch.nn.functional.softplus(-x).mean())
 
     def score_tensor(self, users):
         visual_items = self.features @ self.embedding  # (n_items, K')
