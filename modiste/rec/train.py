@@ -123,7 +123,7 @@ class _Trainer:
         last_checkpoint = time.monotonic()
         with Progress(enabled=self.progress) as bar:
             while self.epoch < config.epochs and self.bad_epochs < config.patience and not self._out_of_time():
-                start, losses = time.perf_counter(), []
+                start, losses, before = time.perf_counter(), [], self.train_seconds
                 model.train()
                 for _ in bar.track(range(self.step, steps), f"{model.name} epoch {self.epoch + 1}", total=steps - self.step):
                     batch = (torch.from_numpy(a) for a in sampler.sample(config.batch_size))
@@ -137,7 +137,7 @@ class _Trainer:
                         self._checkpoint(optimizer, sampler)
                         last_checkpoint = time.monotonic()
                 self.train_seconds += time.perf_counter() - start
-                auc = self._end_epoch(float(np.mean(losses)) if losses else float("nan"), time.perf_counter() - start)
+                auc = self._end_epoch(float(np.mean(losses)) if losses else float("nan"), self.train_seconds - before)
                 bar.info(f"validation AUC {auc:.4f}")
                 self.epoch, self.step = self.epoch + 1, 0
                 self._checkpoint(optimizer, sampler)
