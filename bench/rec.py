@@ -183,7 +183,7 @@ def plot(rows: list[dict], oracle_auc: float, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("fit time (s, log scale, 2 CPU cores)")
     ax.set_ylabel("test AUC (all unseen items)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="center left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

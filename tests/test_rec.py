@@ -48,7 +48,7 @@ def test_dvbpr_learns_from_pixels(tiny_world, tmp_path, trained):
     data = Interactions.from_dataset(Dataset(tiny_world))
     test = data.held_out("test")
     model = train_recommender("dvbpr", tiny_world, tmp_path / "dvbpr",
-                              train_overrides={**FAST, "epochs": 6, "patience": 6}, progress=False)
+                              train_overrides={**FAST, "threads": 1, "epochs": 6, "patience": 6}, progress=False)
     losses = [row["loss"] for row in json.loads((tmp_path / "dvbpr" / "metrics.json").read_text())["history"]]
     assert losses[-1] < losses[0] - 0.05
     metrics = evaluate_ranking(model.score, test)
