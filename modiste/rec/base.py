@@ -33,8 +33,8 @@ class ModelConfig:
 
 
 class Recommender(torch.nn.Module):
-    """A ranking model over a fixed catalogue. Subclasses define `score_tensor` (and, when
-    trained by BPR, `pair_scores` and `regularization`)."""
+    """A ranking model over a fixed catalogue. Subclasses define `score_tensor` and, when trained
+    by BPR, either `bpr_loss` (autograd, with `optimizer`) or `train_step` (hand-written updates)."""
 
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -92,18 +92,10 @@ class Recommender(torch.nn.Module):
 
     # -- BPR training -----------------------------------------------------------
 
-    def pair_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """x_ui for aligned users[k], items[k]."""
-        raise NotImplementedError
-
-    def regularization(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(())
-
     def bpr_loss(self, users, positives, negatives) -> tuple[torch.Tensor, torch.Tensor]:
-        """(-mean log sigmoid(x_ui - x_uj) + regularization, the BPR part alone)."""
-        x = self.pair_scores(users, positives) - self.pair_scores(users, negatives)
-        bpr = torch.nn.functional.softplus(-x).mean()
-        return bpr + self.regularization(users, positives, negatives), bpr
+        """(the objective to minimise, its -mean ln sigma(x_uij) part) for autograd training;
+        models trained by hand-written updates (BPR-MF, VBPR) override `train_step` instead."""
+        raise NotImplementedError
 
     def optimizer(self, lr: float) -> torch.optim.Optimizer | None:
         return torch.optim.Adam(self.parameters(), lr=lr)
