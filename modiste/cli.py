@@ -153,6 +153,59 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+# ---------------------------------------------------------------------------- import / export
+
+@app.command("import")
+def import_(
+    format: Annotated[str, typer.Argument(help="difashion | pog | dvbpr | hm | polyvore-outfits | o4u")],
+    src: Annotated[Path, typer.Argument(help="the source file or folder, as the dataset ships it")],
+    out: Annotated[Path, typer.Option("--out", help="directory to write the modiste dataset to")],
+    images: Annotated[Path | None, typer.Option(help="a local image folder, where the format has one")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="a format option, e.g. --set split=disjoint")] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing dataset at --out")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Import a public fashion dataset into the modiste format; a failed import writes nothing."""
+    from modiste.data.importers import FORMATS, import_dataset
+
+    if format not in FORMATS:
+        _fail(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
+    if out.exists() and not force:
+        _fail(f"{out} exists; pass --force to replace it")
+    options = _settings(set_ or [])
+    if images is not None:
+        options["images"] = images
+    try:
+        report = import_dataset(format, src, out, progress=not quiet, **options)
+    except (DatasetError, ValueError, TypeError) as e:
+        _fail(str(e))
+    for line in report.lines():
+        console.print(line, markup=False, highlight=False)
+    console.print(f"wrote {out}")
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="dataset directory")],
+    format: Annotated[str, typer.Option("--format", help="difashion")],
+    out: Annotated[Path, typer.Option("--out", help="directory to write")],
+    force: Annotated[bool, typer.Option(help="replace an existing directory at --out")] = False,
+) -> None:
+    """Write a dataset in another layout (DiFashion's), so that the papers' scripts can read its splits."""
+    from modiste.data.importers import EXPORTERS, export_dataset
+
+    if format not in EXPORTERS:
+        _fail(f"unknown export format {format!r}: choose one of {', '.join(EXPORTERS)}")
+    if out.exists() and not force:
+        _fail(f"{out} exists; pass --force to replace it")
+    ds = _open(path)
+    try:
+        export_dataset(format, ds, out)
+    except (DatasetError, ValueError) as e:
+        _fail(str(e))
+    console.print(f"wrote {out}")
+
+
 # ---------------------------------------------------------------------------- ranking
 
 train_app = typer.Typer(help="Train a model.", no_args_is_help=True)

@@ -172,6 +172,18 @@ class Dataset:
         return df
 
     @cached_property
+    def histories(self) -> pd.DataFrame | None:
+        """A release's own per-user, per-category histories, or None where the dataset has none."""
+        file = schema.HISTORIES
+        if not (self.path / file).exists():
+            return None
+        table = self._read_table(file, schema.HISTORY_COLUMNS)
+        _check_splits(file, table)
+        _check_refs(file, table, "user_id", self.users.index, "users.parquet")
+        _check_list_refs(file, table, "item_ids", self.items.index, "items.parquet")
+        return table.to_pandas()
+
+    @cached_property
     def persons(self) -> pd.DataFrame | None:
         """People with body attributes, or None where the dataset has none."""
         file = schema.PERSONS
@@ -253,7 +265,7 @@ class Dataset:
 
     def validate(self) -> Dataset:
         """Read and check every file and every cross-reference now; returns self."""
-        self.items, self.users, self.interactions, self.outfits, self.fitb, self.persons  # noqa: B018
+        self.items, self.users, self.interactions, self.outfits, self.fitb, self.histories, self.persons  # noqa: B018
         if self.has_images:
             self.images  # noqa: B018
         elif (self.path / schema.IMAGES).exists():
@@ -377,6 +389,8 @@ def _unique_ids(file: str, table: pa.Table, field: str) -> np.ndarray:
 
 
 def _check_splits(file: str, table: pa.Table) -> None:
+    if table.num_rows == 0:
+        return
     valid = pc.is_in(table["split"], value_set=pa.array(schema.SPLITS))
     if not pc.all(valid).as_py():
         r = int(pc.index(valid, False).as_py())

@@ -9,6 +9,7 @@ A dataset is a directory::
     interactions.parquet     user_id, item_id, timestamp, split
     outfits.parquet          outfit_id, user_id, item_ids, categories, split
     fitb.parquet             optional: fill-in-the-blank questions over held-out outfits
+    histories.parquet        optional: a user's items per category, as a release gives them (PFITB)
     persons.parquet          optional: people with body attributes ...
     person_images.npy        ... their front-view avatars, uint8 (n_persons, 128, 64, 3)
     person_masks.npy         ... and pixel parse masks, uint8 (n_persons, 128, 64)
@@ -31,6 +32,7 @@ USERS = "users.parquet"
 INTERACTIONS = "interactions.parquet"
 OUTFITS = "outfits.parquet"
 FITB = "fitb.parquet"
+HISTORIES = "histories.parquet"
 PERSONS = "persons.parquet"
 PERSON_IMAGES = "person_images.npy"
 PERSON_MASKS = "person_masks.npy"
@@ -103,6 +105,14 @@ FITB_COLUMNS = (
     Column("candidates", "string_list"),
     Column("answer", "string"),
     Column("kind", "string"),
+    Column("split", "string"),
+)
+# A release's own per-user, per-category histories (DiFashion's {train,valid,test}_history.npy):
+# the items a personalized model may look at for that user and category in that split.
+HISTORY_COLUMNS = (
+    Column("user_id", "string"),
+    Column("category", "string"),
+    Column("item_ids", "string_list"),
     Column("split", "string"),
 )
 PERSON_COLUMNS = (Column("person_id", "string"), Column("user_id", "string", nullable=True)) + tuple(

@@ -1,0 +1,283 @@
+"""What every importer shares: building a dataset in a temp directory, fitting images, reporting skips.
+
+An importer reads its source files and hands tables to a `DatasetBuilder`; the builder writes
+them with the exact column types of `modiste.data.schema`, fills the manifest (counts, splits,
+the import report), validates the result with `Dataset.validate()` and only then renames the
+temp directory to the output. A failed import leaves no output behind and an old one untouched.
+
+>>> with DatasetBuilder(out, name="polyvore-u", source="...", license="...") as build:
+...     build.items(items_df); build.users(users_df); build.outfits(outfits_df)
+...     build.report.skip("outfit with an unknown item", file="train.npy", row=12)
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from modiste.data import schema
+from modiste.data.dataset import Dataset
+from modiste.data.errors import DatasetError
+from modiste.data.schema import Column
+from modiste.io import atomic_path, write_json
+from modiste.progress import Progress
+
+WHITE = 255
+_ARROW_KINDS = {"string": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "string_list": pa.list_(pa.string())}
+_EXAMPLES_KEPT = 5
+
+
+# ---------------------------------------------------------------------------- images
+
+def fit_image(image: Image.Image) -> np.ndarray:
+    """An image fitted into 64x64 on white, aspect kept and centred: uint8 (64, 64, 3)."""
+    size = schema.IMAGE_SIZE
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.new("RGB", rgba.size, (WHITE, WHITE, WHITE))
+        image.paste(rgba, mask=rgba.getchannel("A"))
+    image = ImageOps.contain(image.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (size, size), (WHITE, WHITE, WHITE))
+    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def decode_image(data: bytes | str | Path, *, source: str, row: int | None = None) -> np.ndarray:
+    """Decode a JPEG/PNG/... (bytes or a path) and fit it to 64x64; a clear error if it does not decode."""
+    try:
+        with Image.open(BytesIO(data) if isinstance(data, bytes | bytearray) else data) as image:
+            # JPEGs decode at a reduced scale straight from the DCT: several times faster for big photos.
+            image.draft("RGB", (schema.IMAGE_SIZE * 2, schema.IMAGE_SIZE * 2))
+            return fit_image(image)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(source, f"image does not decode ({e})", row=row, field="image") from None
+
+
+def caption(category: str, **attributes: str | None) -> str:
+    """The structured caption JSON (all 7 keys; unknown ones null)."""
+    values = {key: None for key in schema.CAPTION_KEYS}
+    values["Category"] = category
+    for key, value in attributes.items():
+        name = key.capitalize()
+        if name not in values:
+            raise KeyError(f"{key!r} is not a caption key ({', '.join(schema.CAPTION_KEYS)})")
+        values[name] = value
+    return json.dumps(values)
+
+
+# ---------------------------------------------------------------------------- report
+
+@dataclass
+class ImportReport:
+    """What an import did: what it skipped and why (counted, with examples) and what the source lacked."""
+
+    format: str
+    source: str
+    skipped: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    peak_memory_mib: float = 0.0
+
+    def skip(self, reason: str, *, file: str, row: int | str | None = None, detail: str = "") -> None:
+        """Count one skipped record; the first few are kept as examples."""
+        entry = self.skipped.setdefault(reason, {"count": 0, "examples": []})
+        entry["count"] += 1
+        if len(entry["examples"]) < _EXAMPLES_KEPT:
+            where = file if row is None else f"{file} row {row}"
+            entry["examples"].append(f"{where}{': ' + detail if detail else ''}")
+
+    def skip_many(self, reason: str, count: int, *, file: str, examples: list[str] = ()) -> None:
+        if count <= 0:
+            return
+        entry = self.skipped.setdefault(reason, {"count": 0, "examples": []})
+        entry["count"] += int(count)
+        entry["examples"].extend(f"{file}: {e}" for e in examples[: _EXAMPLES_KEPT - len(entry["examples"])])
+
+    def lack(self, file: str, rules_out: str) -> None:
+        """A source file is missing or unusable: say which tasks that rules out."""
+        self.missing.append({"file": file, "rules_out": rules_out})
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "source": self.source, "skipped": self.skipped, "missing": self.missing,
+                "notes": self.notes, "counts": self.counts, "seconds": round(self.seconds, 2),
+                "peak_memory_mib": round(self.peak_memory_mib, 1)}
+
+    def lines(self) -> list[str]:
+        """The report as short lines for a terminal."""
+        out = [f"{self.format} from {self.source}: " + ", ".join(f"{n:,} {k}" for k, n in self.counts.items()),
+               f"took {self.seconds:.1f} s, peak memory {self.peak_memory_mib:.0f} MiB"]
+        for reason, entry in self.skipped.items():
+            out.append(f"skipped {entry['count']:,}: {reason} (e.g. {entry['examples'][0]})"
+                       if entry["examples"] else f"skipped {entry['count']:,}: {reason}")
+        for m in self.missing:
+            out.append(f"missing {m['file']}: rules out {m['rules_out']}")
+        out.extend(self.notes)
+        return out
+
+
+# ---------------------------------------------------------------------------- builder
+
+class DatasetBuilder:
+    """Collects the tables of an import in a temp directory; on a clean exit validates and renames it to `out`."""
+
+    def __init__(self, out: str | Path, *, format: str, source: str | Path, name: str, license: str,
+                 attributes: list[str] | tuple[str, ...] = (), progress: Progress | None = None,
+                 provenance: str = ""):
+        self.out = Path(out)
+        self.name, self.license, self.provenance = name, license, provenance
+        self.attributes = list(attributes)
+        self.report = ImportReport(format=format, source=str(source))
+        self.bar = progress or Progress(enabled=False)
+        self._tables: dict[str, pa.Table] = {}
+        self._images: np.memmap | None = None
+        self._manifest_extra: dict[str, Any] = {}
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> DatasetBuilder:
+        self._atomic = atomic_path(self.out)
+        self.tmp = self._atomic.__enter__()
+        self.tmp.mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self._finish()
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)
+        return False
+
+    # -- tables
+
+    def items(self, df: pd.DataFrame) -> None:
+        """item_id, category, caption (filled from category and attributes when absent), description."""
+        df = df.copy()
+        if "caption" not in df:
+            attrs = [a for a in self.attributes if a in df]
+            df["caption"] = [caption(c, **{a: (None if pd.isna(v) else str(v)) for a, v in zip(attrs, vals)})
+                             for c, *vals in zip(df["category"], *(df[a] for a in attrs))]
+        if "description" not in df:
+            df["description"] = df["category"]
+        columns = schema.ITEM_COLUMNS + tuple(Column(a, "string", nullable=True) for a in self.attributes)
+        if "has_image" in df:
+            columns += (Column("has_image", "bool"),)
+        self._table(schema.ITEMS, df, columns)
+
+    def users(self, df: pd.DataFrame) -> None:
+        self._table(schema.USERS, df, schema.USER_COLUMNS, optional=set(schema.BODY_FIELDS))
+
+    def interactions(self, df: pd.DataFrame) -> None:
+        self._table(schema.INTERACTIONS, df, schema.INTERACTION_COLUMNS)
+
+    def outfits(self, df: pd.DataFrame) -> None:
+        self._table(schema.OUTFITS, df, schema.OUTFIT_COLUMNS)
+
+    def fitb(self, df: pd.DataFrame) -> None:
+        self._table(schema.FITB, df, schema.FITB_COLUMNS)
+
+    def histories(self, df: pd.DataFrame) -> None:
+        self._table(schema.HISTORIES, df, schema.HISTORY_COLUMNS)
+
+    def image_array(self, n_items: int) -> np.memmap:
+        """The (n_items, 64, 64, 3) uint8 image file, all white, written in place (never all in memory)."""
+        size = schema.IMAGE_SIZE
+        self._images = np.lib.format.open_memmap(self.tmp / schema.IMAGES, mode="w+", dtype=np.uint8,
+                                                 shape=(n_items, size, size, 3))
+        self._images[:] = WHITE
+        return self._images
+
+    def manifest(self, **extra: Any) -> None:
+        """Extra manifest keys (e.g. categories, the release's own names)."""
+        self._manifest_extra.update(extra)
+
+    def _table(self, file: str, df: pd.DataFrame, columns: tuple[Column, ...], optional: set[str] = frozenset()):
+        arrays, fields = [], []
+        for column in columns:
+            if column.name not in df:
+                if column.name in optional:
+                    continue
+                raise KeyError(f"{file}: the importer did not provide column {column.name!r}")
+            kind = _ARROW_KINDS[column.kind]
+            values = df[column.name]
+            if column.kind == "string_list":
+                values = [list(v) for v in values]
+            elif column.kind == "string":
+                values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+            arrays.append(pa.array(values, type=kind))
+            fields.append(pa.field(column.name, kind, nullable=column.nullable))
+        self._tables[file] = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+    # -- finish
+
+    def _finish(self) -> None:
+        for file, columns in ((schema.USERS, schema.USER_COLUMNS), (schema.INTERACTIONS, schema.INTERACTION_COLUMNS),
+                              (schema.OUTFITS, schema.OUTFIT_COLUMNS)):
+            if file not in self._tables:  # a source without users, interactions or outfits: an empty table
+                self._table(file, pd.DataFrame({c.name: [] for c in columns}), columns,
+                            optional=set(schema.BODY_FIELDS))
+        if schema.ITEMS not in self._tables:
+            raise KeyError("the importer wrote no items")
+        self.bar.step("writing the dataset")
+        for file, table in self._tables.items():
+            pq.write_table(table, self.tmp / file, compression="zstd")
+        if self._images is not None:
+            self._images.flush()
+            self._images = None
+        self.report.counts = {"items": self._tables[schema.ITEMS].num_rows, "users": self._tables[schema.USERS].num_rows,
+                              "interactions": self._tables[schema.INTERACTIONS].num_rows,
+                              "outfits": self._tables[schema.OUTFITS].num_rows}
+        for file, key in ((schema.FITB, "fitb"), (schema.HISTORIES, "histories")):
+            if file in self._tables:
+                self.report.counts[key] = self._tables[file].num_rows
+        self.report.seconds = time.perf_counter() - self._start
+        self.report.peak_memory_mib = peak_memory_mib()
+        write_json(self.tmp / schema.MANIFEST, self._manifest())
+        self.bar.step("checking the dataset")
+        Dataset(self.tmp).validate()
+
+    def _manifest(self) -> dict[str, Any]:
+        splits = {}
+        for key, file in (("interactions", schema.INTERACTIONS), ("outfits", schema.OUTFITS), ("fitb", schema.FITB)):
+            if file in self._tables:
+                counts = pd.Series(self._tables[file]["split"].to_numpy(zero_copy_only=False)).value_counts()
+                splits[key] = {s: int(counts.get(s, 0)) for s in schema.SPLITS}
+        items = self._tables[schema.ITEMS]
+        categories = sorted(set(items["category"].to_pylist()))
+        return {
+            "schema_version": schema.SCHEMA_VERSION,
+            "name": self.name,
+            "source": self.report.format,
+            "license": self.license,
+            "provenance": self.provenance or f"modiste import {self.report.format} {self.report.source}",
+            "counts": dict(self.report.counts),
+            "splits": splits,
+            "has_images": (self.tmp / schema.IMAGES).exists(),
+            "attributes": self.attributes,
+            "categories": categories,
+            **self._manifest_extra,
+            "import": self.report.to_dict(),
+        }
+
+
+def peak_memory_mib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
