@@ -184,6 +184,22 @@ class Dataset:
         return table.to_pandas()
 
     @cached_property
+    def compatibility(self) -> pd.DataFrame | None:
+        """Outfit compatibility questions (item_ids, label 1 = a real outfit, 0 = a random one), or None."""
+        file = schema.COMPATIBILITY
+        if not (self.path / file).exists():
+            return None
+        table = self._read_table(file, schema.COMPATIBILITY_COLUMNS)
+        _unique_ids(file, table, "question_id")
+        _check_splits(file, table)
+        _check_list_refs(file, table, "item_ids", self.items.index, "items.parquet")
+        labels = table["label"].to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero((labels != 0) & (labels != 1))
+        if bad.size:
+            raise DatasetError(file, f"label must be 0 or 1, got {labels[bad[0]]}", row=int(bad[0]), field="label")
+        return table.to_pandas()
+
+    @cached_property
     def persons(self) -> pd.DataFrame | None:
         """People with body attributes, or None where the dataset has none."""
         file = schema.PERSONS
@@ -265,7 +281,8 @@ class Dataset:
 
     def validate(self) -> Dataset:
         """Read and check every file and every cross-reference now; returns self."""
-        self.items, self.users, self.interactions, self.outfits, self.fitb, self.histories, self.persons  # noqa: B018
+        self.items, self.users, self.interactions, self.outfits, self.fitb, self.histories  # noqa: B018
+        self.compatibility, self.persons  # noqa: B018
         if self.has_images:
             self.images  # noqa: B018
         elif (self.path / schema.IMAGES).exists():

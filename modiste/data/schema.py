@@ -10,6 +10,7 @@ A dataset is a directory::
     outfits.parquet          outfit_id, user_id, item_ids, categories, split
     fitb.parquet             optional: fill-in-the-blank questions over held-out outfits
     histories.parquet        optional: a user's items per category, as a release gives them (PFITB)
+    compatibility.parquet    optional: outfit compatibility questions (a set of items; 1 real, 0 random)
     persons.parquet          optional: people with body attributes ...
     person_images.npy        ... their front-view avatars, uint8 (n_persons, 128, 64, 3)
     person_masks.npy         ... and pixel parse masks, uint8 (n_persons, 128, 64)
@@ -33,6 +34,7 @@ INTERACTIONS = "interactions.parquet"
 OUTFITS = "outfits.parquet"
 FITB = "fitb.parquet"
 HISTORIES = "histories.parquet"
+COMPATIBILITY = "compatibility.parquet"
 PERSONS = "persons.parquet"
 PERSON_IMAGES = "person_images.npy"
 PERSON_MASKS = "person_masks.npy"
@@ -113,6 +115,14 @@ HISTORY_COLUMNS = (
     Column("user_id", "string"),
     Column("category", "string"),
     Column("item_ids", "string_list"),
+    Column("split", "string"),
+)
+# A release's outfit compatibility questions (Polyvore Outfits' compatibility_{valid,test}.txt): a set of
+# items and whether it is a real outfit (1) or one put together at random (0).
+COMPATIBILITY_COLUMNS = (
+    Column("question_id", "string"),
+    Column("item_ids", "string_list"),
+    Column("label", "int"),
     Column("split", "string"),
 )
 PERSON_COLUMNS = (Column("person_id", "string"), Column("user_id", "string", nullable=True)) + tuple(

@@ -13,9 +13,12 @@ temp directory to the output. A failed import leaves no output behind and an old
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -63,6 +67,49 @@ def decode_image(data: bytes | str | Path, *, source: str, row: int | None = Non
             return fit_image(image)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise DatasetError(source, f"image does not decode ({e})", row=row, field="image") from None
+
+
+def workers_option(options: dict[str, Any], format: str) -> int:
+    """The `workers` option: threads decoding images (default: up to 4, no more than the CPUs)."""
+    workers = options.get("workers", min(4, os.cpu_count() or 1))
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"{format}: workers must be a positive integer, got {workers!r}")
+    return workers
+
+
+def load_images(build: DatasetBuilder, paths: Sequence[Path | None], workers: int, label: str = "images/") -> np.ndarray:
+    """Decode one picture per item (None or an absent file: no picture) into the builder's image array.
+
+    Returns has_image per item; a missing or undecodable picture leaves the item white and is counted in
+    the report with an example. Threads decode in parallel (Pillow releases the GIL while decoding);
+    chunks bound what is in flight, so memory does not grow with the catalogue.
+    """
+    images = build.image_array(len(paths))
+    has_image = np.zeros(len(paths), dtype=bool)
+
+    def one(i: int):
+        path = paths[i]
+        if path is None or not path.is_file():
+            return i, None, "missing"
+        try:
+            return i, decode_image(path, source=f"{label}{path.name}"), None
+        except DatasetError as e:
+            return i, None, e.message
+
+    chunk = 512
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in build.bar.track(range(0, len(paths), chunk), "decoding images", total=-(-len(paths) // chunk)):
+            for i, image, problem in pool.map(one, range(start, min(start + chunk, len(paths)))):
+                if image is not None:
+                    images[i] = image
+                    has_image[i] = True
+                elif problem == "missing":
+                    name = paths[i].name if paths[i] is not None else f"item row {i}"
+                    build.report.skip("item image missing (left white)", file=label, detail=name)
+                else:
+                    build.report.skip("item image does not decode (left white)", file=f"{label}{paths[i].name}",
+                                      detail=problem)
+    return has_image
 
 
 def caption(category: str, **attributes: str | None) -> str:
@@ -197,6 +244,10 @@ class DatasetBuilder:
     def histories(self, df: pd.DataFrame) -> None:
         self._table(schema.HISTORIES, df, schema.HISTORY_COLUMNS)
 
+    def compatibility(self, df: pd.DataFrame) -> None:
+        """question_id, item_ids, label (1 = a real outfit, 0 = a random one), split."""
+        self._table(schema.COMPATIBILITY, df, schema.COMPATIBILITY_COLUMNS)
+
     def image_array(self, n_items: int) -> np.memmap:
         """The (n_items, 64, 64, 3) uint8 image file, all white, written in place (never all in memory)."""
         size = schema.IMAGE_SIZE
@@ -217,12 +268,7 @@ class DatasetBuilder:
                     continue
                 raise KeyError(f"{file}: the importer did not provide column {column.name!r}")
             kind = _ARROW_KINDS[column.kind]
-            values = df[column.name]
-            if column.kind == "string_list":
-                values = [list(v) for v in values]
-            elif column.kind == "string":
-                values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
-            arrays.append(pa.array(values, type=kind))
+            arrays.append(_arrow_column(df[column.name], column.kind))
             fields.append(pa.field(column.name, kind, nullable=column.nullable))
         self._tables[file] = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
@@ -245,7 +291,8 @@ class DatasetBuilder:
         self.report.counts = {"items": self._tables[schema.ITEMS].num_rows, "users": self._tables[schema.USERS].num_rows,
                               "interactions": self._tables[schema.INTERACTIONS].num_rows,
                               "outfits": self._tables[schema.OUTFITS].num_rows}
-        for file, key in ((schema.FITB, "fitb"), (schema.HISTORIES, "histories")):
+        for file, key in ((schema.FITB, "fitb"), (schema.HISTORIES, "histories"),
+                          (schema.COMPATIBILITY, "compatibility")):
             if file in self._tables:
                 self.report.counts[key] = self._tables[file].num_rows
         self.report.seconds = time.perf_counter() - self._start
@@ -256,7 +303,8 @@ class DatasetBuilder:
 
     def _manifest(self) -> dict[str, Any]:
         splits = {}
-        for key, file in (("interactions", schema.INTERACTIONS), ("outfits", schema.OUTFITS), ("fitb", schema.FITB)):
+        for key, file in (("interactions", schema.INTERACTIONS), ("outfits", schema.OUTFITS), ("fitb", schema.FITB),
+                          ("compatibility", schema.COMPATIBILITY)):
             if file in self._tables:
                 counts = pd.Series(self._tables[file]["split"].to_numpy(zero_copy_only=False)).value_counts()
                 splits[key] = {s: int(counts.get(s, 0)) for s in schema.SPLITS}
@@ -276,6 +324,24 @@ class DatasetBuilder:
             **self._manifest_extra,
             "import": self.report.to_dict(),
         }
+
+
+def _arrow_column(values: pd.Series, kind: str) -> pa.Array:
+    """A column as Arrow, converted whole where it can be (element by element costs seconds per million)."""
+    if kind == "string_list":
+        return pa.array([list(v) for v in values], type=_ARROW_KINDS[kind])
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: one at a time
+        array = pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values])
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if kind == "string" and not (pa.types.is_string(array.type) or pa.types.is_null(array.type)):
+        if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type) \
+                or pa.types.is_integer(array.type):
+            return pc.cast(array, pa.string())
+        return pa.array([None if v is None else str(v) for v in array.to_pylist()], type=pa.string())
+    return pc.cast(array, _ARROW_KINDS[kind]) if len(array) else pa.array([], type=_ARROW_KINDS[kind])
 
 
 def peak_memory_mib() -> float:
