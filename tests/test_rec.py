@@ -17,7 +17,7 @@ from modiste.data import Dataset
 from modiste.eval.ranking import evaluate_ranking
 from modiste.rec import MODELS
 from modiste.rec.base import load_model
-from modiste.rec.data import Interactions, TripleSampler
+from modiste.rec.data import Interactions, ItemBlockSampler, TripleSampler
 from modiste.rec.evaluate import evaluate_run, recommend_for
 from modiste.rec.train import train_recommender
 
@@ -48,7 +48,8 @@ def test_dvbpr_learns_from_pixels(tiny_world, tmp_path, trained):
     data = Interactions.from_dataset(Dataset(tiny_world))
     test = data.held_out("test")
     model = train_recommender("dvbpr", tiny_world, tmp_path / "dvbpr",
-                              train_overrides={**FAST, "threads": 1, "epochs": 6, "patience": 6}, progress=False)
+                              train_overrides={**FAST, "threads": 1, "epochs": 30, "patience": 30, "batch_size": 256},
+                              progress=False)
     losses = [row["loss"] for row in json.loads((tmp_path / "dvbpr" / "metrics.json").read_text())["history"]]
     assert losses[-1] < losses[0] - 0.05
     metrics = evaluate_ranking(model.score, test)
@@ -130,12 +131,37 @@ def test_sampler_draws_true_triples():
     indptr = np.array([0, 2, 2, 5])  # user 1 has no training items
     indices = np.array([1, 3, 0, 2, 4])
     sampler = TripleSampler(indptr, indices, n_items=6, seed=1)
-    users, positives, negatives = sampler.sample(20_000)
+    batch = sampler.sample(20_000)
+    users, positives, negatives = batch.users, batch.positives, batch.negatives
     owned = {0: {1, 3}, 2: {0, 2, 4}}
     assert set(users) == {0, 2}
     assert all(p in owned[u] for u, p in zip(users, positives))
     assert all(n not in owned[u] for u, n in zip(users, negatives))
     assert abs(np.mean(users == 0) - 0.5) < 0.02  # users uniformly, not by activity
+
+
+def test_item_block_sampler_matches_the_papers_sampler_in_expectation():
+    """Weighted by 1/|I_u| over random blocks, users count equally, each user's items equally,
+    and negatives are uniform over the items the user does not have."""
+    indptr = np.array([0, 1, 5, 5, 7])  # user 0 has 1 item, user 1 has 4, user 2 none
+    indices = np.array([3, 0, 1, 2, 5, 4, 6])
+    owned = {0: {3}, 1: {0, 1, 2, 5}, 3: {4, 6}}
+    sampler = ItemBlockSampler(indptr, indices, n_items=8, seed=3)
+    user_mass, pair_mass, negative_mass = np.zeros(4), {}, np.zeros((4, 8))
+    for _ in range(4000):
+        batch = sampler.sample(3)
+        assert len(set(batch.positives) | set(batch.negatives)) <= 4  # one block of 4 items per step
+        for u, p, n, w in zip(batch.users, batch.positives, batch.negatives, batch.weights):
+            assert p in owned[u] and n not in owned[u]
+            user_mass[u] += w
+            pair_mass[u, p] = pair_mass.get((u, p), 0) + w
+            negative_mass[u, n] += w
+    shares = user_mass[[0, 1, 3]] / user_mass.sum()
+    np.testing.assert_allclose(shares, 1 / 3, atol=0.03)
+    item_shares = np.array([pair_mass[1, i] for i in (0, 1, 2, 5)]) / user_mass[1]
+    np.testing.assert_allclose(item_shares, 0.25, atol=0.03)
+    negatives_of_1 = negative_mass[1, [3, 4, 6, 7]] / negative_mass[1].sum()
+    np.testing.assert_allclose(negatives_of_1, 0.25, atol=0.04)
 
 
 def test_image_models_refuse_an_image_free_dataset(world_copy):

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modiste.io import atomic_path, write_json
+from modiste.rec.data import Triples, TripleSampler
 
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
 
@@ -92,7 +93,11 @@ class Recommender(torch.nn.Module):
 
     # -- BPR training -----------------------------------------------------------
 
-    def bpr_loss(self, users, positives, negatives) -> tuple[torch.Tensor, torch.Tensor]:
+    def sampler(self, indptr: np.ndarray, indices: np.ndarray, n_items: int, seed: int) -> TripleSampler:
+        """Where training triples come from: the paper's sampler unless a model needs another."""
+        return TripleSampler(indptr, indices, n_items, seed=seed)
+
+    def bpr_loss(self, batch: Triples) -> tuple[torch.Tensor, torch.Tensor]:
         """(the objective to minimise, its -mean ln sigma(x_uij) part) for autograd training;
         models trained by hand-written updates (BPR-MF, VBPR) override `train_step` instead."""
         raise NotImplementedError
@@ -100,9 +105,9 @@ class Recommender(torch.nn.Module):
     def optimizer(self, lr: float) -> torch.optim.Optimizer | None:
         return torch.optim.Adam(self.parameters(), lr=lr)
 
-    def train_step(self, users, positives, negatives, optimizer, lr: float) -> float:
+    def train_step(self, batch: Triples, optimizer, lr: float) -> float:
         """One minibatch of BPR; returns the BPR loss before the update."""
-        loss, bpr = self.bpr_loss(users, positives, negatives)
+        loss, bpr = self.bpr_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

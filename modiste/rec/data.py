@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from modiste.data import Dataset
 from modiste.eval.ranking import HeldOut
@@ -67,6 +68,23 @@ def _csr(n_rows: int, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, n
     return indptr, c.astype(np.int64)
 
 
+@dataclass
+class Triples:
+    """A batch of BPR triples (user, positive item, negative item), as row indices; `weights`
+    weighs each triple in the loss (None: all alike)."""
+
+    users: np.ndarray
+    positives: np.ndarray
+    negatives: np.ndarray
+    weights: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.users), torch.from_numpy(self.positives), torch.from_numpy(self.negatives)
+
+
 class TripleSampler:
     """BPR triples as the DVBPR paper draws them: a user uniformly (among users with training
     items), then one of their training items, then a uniform negative they never trained on.
@@ -85,7 +103,7 @@ class TripleSampler:
         self.positive_keys = rows * n_items + indices  # sorted: CSR is ordered by user then item
         self.rng = np.random.default_rng(seed)
 
-    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(self, n: int) -> Triples:
         rng = self.rng
         users = self.active[rng.integers(len(self.active), size=n)]
         positives = self.indices[self.indptr[users] + (rng.random(n) * self.degree[users]).astype(np.int64)]
@@ -94,10 +112,47 @@ class TripleSampler:
         while bad.any():
             negatives[bad] = rng.integers(self.n_items, size=int(bad.sum()))
             bad[bad] = self._is_positive(users[bad], negatives[bad])
-        return users, positives, negatives
+        return Triples(users, positives, negatives)
 
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * self.n_items + items
         at = np.searchsorted(self.positive_keys, keys)
         at = np.minimum(at, len(self.positive_keys) - 1)
         return self.positive_keys[at] == keys
+
+
+class ItemBlockSampler(TripleSampler):
+    """The paper's triples, grouped so that a CNN sees each picture once per step, not once per triple.
+
+    Each step draws a random block of items and returns every training pair (u, i) whose item is
+    in the block, with a negative drawn uniformly from the same block, and a weight 1/|I_u|.
+    Over the random blocks this has the same expected loss as the paper's sampler: a uniform
+    user, one of their items, a uniform negative (a uniform block gives a uniform negative), but
+    a block of B pictures now serves about B * n_train / n_items triples. On the default world
+    that cuts the CNN work of an epoch by about 17x.
+
+    `sample(n)` sizes the block so that a step holds about n triples on average.
+    """
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, n_items: int, seed: int = 0):
+        super().__init__(indptr, indices, n_items, seed)
+        self.pair_users = np.repeat(np.arange(len(self.degree)), self.degree)
+        self.pair_weights = (1.0 / self.degree[self.pair_users]).astype(np.float32)
+
+    def sample(self, n: int) -> Triples:
+        rng = self.rng
+        size = int(np.clip(round(n * self.n_items / len(self.indices)), 2, self.n_items))
+        block = rng.choice(self.n_items, size=size, replace=False)
+        in_block = np.zeros(self.n_items, bool)
+        in_block[block] = True
+        pairs = np.flatnonzero(in_block[self.indices])
+        users, positives = self.pair_users[pairs], self.indices[pairs]
+        negatives = block[rng.integers(size, size=len(pairs))]
+        bad = self._is_positive(users, negatives)
+        for _ in range(20):  # a user who owns most of the block keeps a positive as negative: rare, and dropped
+            if not bad.any():
+                break
+            negatives[bad] = block[rng.integers(size, size=int(bad.sum()))]
+            bad[bad] = self._is_positive(users[bad], negatives[bad])
+        keep = ~bad
+        return Triples(users[keep], positives[keep], negatives[keep], self.pair_weights[pairs][keep])

@@ -69,8 +69,9 @@ class VBPR(Recommender):
         return None  # plain SGD, below
 
     @torch.no_grad()
-    def train_step(self, users, positives, negatives, optimizer, lr):
+    def train_step(self, batch, optimizer, lr):
         c = self.config
+        users, positives, negatives = batch.tensors()
         n = len(users)
         items = torch.cat([positives, negatives])
         gu, tu = self.user_factors[users], self.user_visual[users]
