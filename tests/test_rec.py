@@ -179,3 +179,30 @@ def test_image_models_refuse_an_image_free_dataset(world_copy):
 
 def test_every_model_is_registered():
     assert set(MODELS) == {"pop", "bpr", "vbpr", "dvbpr"}
+
+
+def test_bpr_kernel_matches_learn_bpr_written_out():
+    """The compiled loop does Rendle's LearnBPR update, triple after triple, in place."""
+    from modiste.rec.bpr import _learn_bpr
+
+    rng = np.random.default_rng(0)
+    users_f, items_f, bias = (rng.normal(0, 0.1, s).astype(np.float32) for s in ((3, 4), (5, 4), (5,)))
+    triples = np.array([[0, 1, 2], [2, 4, 1], [0, 1, 3], [1, 0, 4]])
+    expected = [users_f.copy(), items_f.copy(), bias.copy()]
+    P, Q, b = expected
+    losses = []
+    for u, i, j in triples:
+        x = b[i] - b[j] + P[u] @ (Q[i] - Q[j])
+        losses.append(np.log1p(np.exp(-x)))
+        g = 1 / (1 + np.exp(x))
+        pu, qi, qj = P[u].copy(), Q[i].copy(), Q[j].copy()
+        P[u] += 0.1 * (g * (qi - qj) - 0.01 * pu)
+        Q[i] += 0.1 * (g * pu - 0.01 * qi)
+        Q[j] += 0.1 * (-g * pu - 0.01 * qj)
+        b[i] += 0.1 * (g - 0.01 * b[i])
+        b[j] += 0.1 * (-g - 0.01 * b[j])
+    loss = _learn_bpr(users_f, items_f, bias, triples[:, 0], triples[:, 1], triples[:, 2],
+                      np.float32(0.1), np.float32(0.01))
+    for got, want in zip((users_f, items_f, bias), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(np.mean(losses), rel=1e-5)

@@ -6,9 +6,17 @@ The paper's objective, per minibatch of B triples (u, i, j):
     sum_b ln sigma(x_ui - x_uj) - lambda_theta/2 sum_b ||theta_u||^2 - lambda_cnn/2 ||W||^2
 
 with lambda_theta = 1 on the user vectors and lambda_cnn = 1e-3 on the CNN weights; here it is
-divided by B (so the learning rate does not depend on the batch size) and minimised negated,
-with Adam. K = 100. Triples are drawn as the paper does: a user uniformly, one of their items,
-a uniform negative (`modiste.rec.data.TripleSampler`).
+averaged over the batch (so the learning rate does not depend on the batch size) and minimised
+negated, with Adam. K = 100.
+
+Triples. The paper draws a user uniformly, one of their items, then a uniform negative, and runs
+the CNN on both pictures of every triple: 680k pictures an epoch on the default world, 160 s
+on 2 cores. `modiste.rec.data.ItemBlockSampler` draws a random block of items instead and takes
+every training pair whose item is in it, each weighted 1/|I_u|, with a negative from the same
+block: the same expected objective (users count equally, their items equally, negatives are
+uniform), but the CNN sees each picture of the block once, about 17x less work an epoch
+(about 10 s). Pictures are mirrored left-right at random while training (a mirrored garment is
+the same garment), which keeps the CNN from memorising items by their exact pixels.
 
 What is scaled, and why. The paper's Phi is CNN-F (five conv layers up to 256 channels, two
 4096-wide FC layers) on 224x224 crops: on 2 CPU cores a CNN-F-like net at 64x64 trains at about
@@ -36,10 +44,14 @@ from modiste.vision.common import to_unit_range
 @dataclass
 class DVBPRConfig(ModelConfig):
     """factors: K; reg_user: lambda on theta_u; reg_cnn: lambda on the CNN weights; width: channels of
-    the first conv block (later blocks double it up to 4x); item_bias: add a learned beta_i (not
-    in the paper: it lets the model learn popularity, which no picture shows; cold items keep a
-    bias near 0, so their score still comes from the picture alone); embedding_lr_scale: the
-    learning rate of theta and beta relative to the CNN's."""
+    the first conv block (later blocks double it up to 4x); embedding_lr_scale: the learning rate
+    of the per-user and per-item rows relative to the CNN's; mirror: random left-right flips.
+
+    Beyond the paper, off by default: item_bias adds a learned beta_i (popularity, which no
+    picture shows: on the default world it lifts AUC to 0.78 but drops cold AUC to 0.40, since
+    rarely bought items get low biases); item_offsets adds a free per-item vector epsilon_i to
+    Phi(image_i) (L2 weight reg_offset), a collaborative correction that is zero for an item
+    nobody bought."""
 
     factors: int = 100
     reg_user: float = 1.0

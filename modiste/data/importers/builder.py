@@ -1,4 +1,5 @@
-"""What every importer shares: building a dataset in a temp directory, fitting images, reporting skips.
+"""What every importer shares: checking options, building a dataset in a temp directory, fitting and loading
+images, reporting skips, splitting interactions.
 
 An importer reads its source files and hands tables to a `DatasetBuilder`; the builder writes
 them with the exact column types of `modiste.data.schema`, fills the manifest (counts, splits,
@@ -12,13 +13,16 @@ temp directory to the output. A failed import leaves no output behind and an old
 
 from __future__ import annotations
 
+import gc
 import json
+import mmap
 import os
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -39,8 +43,33 @@ from modiste.io import atomic_path, write_json
 from modiste.progress import Progress
 
 WHITE = 255
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+RELEASE_EVERY = 4096  # image rows written between two drops of the image file's mapped pages (48 MiB)
 _ARROW_KINDS = {"string": pa.string(), "int": pa.int64(), "bool": pa.bool_(), "string_list": pa.list_(pa.string())}
 _EXAMPLES_KEPT = 5
+_SPLIT_NAMES = np.array(schema.SPLITS, dtype=object)  # train, valid, test: leave_one_out's codes 0, 1, 2
+
+
+# ---------------------------------------------------------------------------- options
+
+def check_options(format: str, options: dict[str, Any], known: Iterable[str]) -> None:
+    """A TypeError naming an option that importer `format` does not know, and listing those it does."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{format}: unknown option {unknown[0]!r}; known options: {', '.join(known)}")
+
+
+def positive_int_option(options: dict[str, Any], key: str, format: str, default: int) -> int:
+    """Option `key`, a positive integer (`default` where it is not given)."""
+    value = options.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{format}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def workers_option(options: dict[str, Any], format: str) -> int:
+    """The `workers` option: threads decoding images (default: up to 4, no more than the CPUs)."""
+    return positive_int_option(options, "workers", format, min(4, os.cpu_count() or 1))
 
 
 # ---------------------------------------------------------------------------- images
@@ -69,47 +98,91 @@ def decode_image(data: bytes | str | Path, *, source: str, row: int | None = Non
         raise DatasetError(source, f"image does not decode ({e})", row=row, field="image") from None
 
 
-def workers_option(options: dict[str, Any], format: str) -> int:
-    """The `workers` option: threads decoding images (default: up to 4, no more than the CPUs)."""
-    workers = options.get("workers", min(4, os.cpu_count() or 1))
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"{format}: workers must be a positive integer, got {workers!r}")
-    return workers
+def find_pictures(folder: Path, item_ids: Sequence[str], build: DatasetBuilder) -> list[Path | None]:
+    """Each item's picture in `folder` or any sub-folder, named by its id (<item_id>.jpg, .jpeg, .png or .webp);
+    None where it has none. The first file found for an id is taken."""
+    if not folder.is_dir():
+        raise DatasetError(str(folder), "the image folder does not exist")
+    build.bar.step("listing pictures")
+    files: dict[str, str] = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            stem, suffix = os.path.splitext(name)
+            if suffix.lower() in IMAGE_SUFFIXES:
+                files.setdefault(stem, os.path.join(root, name))
+    stems = pd.Index(list(files), dtype=object)
+    found = list(files.values())
+    where = stems.get_indexer(pd.Index(item_ids, dtype=object)) if len(stems) else np.full(len(item_ids), -1)
+    return [Path(found[w]) if w >= 0 else None for w in where]
 
 
-def load_images(build: DatasetBuilder, paths: Sequence[Path | None], workers: int, label: str = "images/") -> np.ndarray:
+def load_images_by_id(build: DatasetBuilder, folder: Path, item_ids: Sequence[str], workers: int) -> np.ndarray:
+    """`load_images` of a folder of pictures named by item id (see `find_pictures`); has_image per item. The
+    manifest gets items_without_image."""
+    has_image = load_images(build, find_pictures(folder, item_ids, build), workers, label=f"{folder.name}/",
+                            ids=item_ids)
+    build.manifest(items_without_image=int((~has_image).sum()))
+    return has_image
+
+
+def load_images(build: DatasetBuilder, paths: Sequence[Path | None], workers: int, label: str = "images/",
+                ids: Sequence[str] | None = None) -> np.ndarray:
     """Decode one picture per item (None or an absent file: no picture) into the builder's image array.
 
     Returns has_image per item; a missing or undecodable picture leaves the item white and is counted in
-    the report with an example. Threads decode in parallel (Pillow releases the GIL while decoding);
-    chunks bound what is in flight, so memory does not grow with the catalogue.
+    the report with an example (an item without a path is named by its id in `ids`, else by its row).
+    Threads decode in parallel (Pillow releases the GIL while decoding); chunks bound what is in flight,
+    so memory does not grow with the catalogue, and the written pages of the image file are dropped from
+    resident memory as it goes.
     """
     images = build.image_array(len(paths))
     has_image = np.zeros(len(paths), dtype=bool)
 
     def one(i: int):
         path = paths[i]
-        if path is None or not path.is_file():
-            return i, None, "missing"
+        if not path.is_file():
+            return None, "missing"
         try:
-            return i, decode_image(path, source=f"{label}{path.name}"), None
+            return decode_image(path, source=f"{label}{path.name}"), None
         except DatasetError as e:
-            return i, None, e.message
+            return None, e.message
 
     chunk = 512
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in build.bar.track(range(0, len(paths), chunk), "decoding images", total=-(-len(paths) // chunk)):
-            for i, image, problem in pool.map(one, range(start, min(start + chunk, len(paths)))):
+            rows = range(start, min(start + chunk, len(paths)))
+            # Items without a path are settled here: no thread for nothing to decode.
+            decoded = pool.map(one, [i for i in rows if paths[i] is not None])
+            for i in rows:
+                image, problem = next(decoded) if paths[i] is not None else (None, "missing")
                 if image is not None:
                     images[i] = image
                     has_image[i] = True
                 elif problem == "missing":
-                    name = paths[i].name if paths[i] is not None else f"item row {i}"
+                    if paths[i] is not None:
+                        name = paths[i].name
+                    else:
+                        name = f"item {ids[i]}" if ids is not None else f"item row {i}"
                     build.report.skip("item image missing (left white)", file=label, detail=name)
                 else:
                     build.report.skip("item image does not decode (left white)", file=f"{label}{paths[i].name}",
                                       detail=problem)
+            if (start + chunk) % RELEASE_EVERY == 0:
+                drop_mapped_pages(images)
+    drop_mapped_pages(images)
     return has_image
+
+
+def drop_mapped_pages(array: np.ndarray) -> None:
+    """Take a file-backed array's pages out of this process's resident memory.
+
+    For a shared file mapping (np.memmap, np.lib.format.open_memmap), MADV_DONTNEED unmaps the pages only:
+    written data stays in the page cache and reaches the file, and a later read maps it back. Linux only;
+    elsewhere, and for an array that is not a memmap, a no-op.
+    """
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and sys.platform.startswith("linux") and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def caption(category: str, **attributes: str | None) -> str:
@@ -122,6 +195,62 @@ def caption(category: str, **attributes: str | None) -> str:
             raise KeyError(f"{key!r} is not a caption key ({', '.join(schema.CAPTION_KEYS)})")
         values[name] = value
     return json.dumps(values)
+
+
+# ---------------------------------------------------------------------------- reading
+
+def read_utf8(path: Path, file: str) -> str:
+    """A whole file's text, which must be UTF-8: a DatasetError naming `file` and the first bad byte otherwise."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(file, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a while: parsing builds millions of small acyclic objects, and the
+    collector would rescan them over and over (a third of the import time at a release's size)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# ---------------------------------------------------------------------------- interactions
+
+def concat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    """The arrays of a chunked read end to end (an empty array of `dtype` when there were none)."""
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def latest_of_pairs(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray:
+    """Which rows to keep so that each (user, item) pair stays once, at its last row."""
+    if len(user) == 0:
+        return np.zeros(0, bool)
+    key = user.astype(np.int64) * np.int64(n_items) + item.astype(np.int64)
+    _, last_from_end = np.unique(key[::-1], return_index=True)
+    keep = np.zeros(len(key), bool)
+    keep[len(key) - 1 - last_from_end] = True
+    return keep
+
+
+def leave_one_out(user: np.ndarray) -> np.ndarray:
+    """The split ("train", "valid" or "test", an object array) of rows grouped by user and in time order within
+    a user: a user's last row to test, the one before to valid, for users with at least 3 rows; the rest train."""
+    n = len(user)
+    split = np.zeros(n, np.int64)
+    if n:
+        starts = np.r_[0, np.flatnonzero(user[1:] != user[:-1]) + 1]
+        counts = np.diff(np.r_[starts, n])
+        from_end = np.repeat(starts + counts, counts) - 1 - np.arange(n)
+        eligible = np.repeat(counts >= 3, counts)
+        split[eligible & (from_end == 1)] = 1
+        split[eligible & (from_end == 0)] = 2
+    return _SPLIT_NAMES[split]
 
 
 # ---------------------------------------------------------------------------- report
@@ -249,11 +378,17 @@ class DatasetBuilder:
         self._table(schema.COMPATIBILITY, df, schema.COMPATIBILITY_COLUMNS)
 
     def image_array(self, n_items: int) -> np.memmap:
-        """The (n_items, 64, 64, 3) uint8 image file, all white, written in place (never all in memory)."""
+        """The (n_items, 64, 64, 3) uint8 image file, all white, written in place (never all in memory).
+
+        It is filled white a chunk of rows at a time, dropping the mapped pages after each chunk: filling it at
+        once would make all n_items x 12 KiB resident. Writers of many rows should `drop_mapped_pages` too.
+        """
         size = schema.IMAGE_SIZE
         self._images = np.lib.format.open_memmap(self.tmp / schema.IMAGES, mode="w+", dtype=np.uint8,
                                                  shape=(n_items, size, size, 3))
-        self._images[:] = WHITE
+        for start in range(0, n_items, RELEASE_EVERY):
+            self._images[start:start + RELEASE_EVERY] = WHITE
+            drop_mapped_pages(self._images)
         return self._images
 
     def manifest(self, **extra: Any) -> None:

@@ -59,7 +59,7 @@ import pandas as pd
 from modiste.data import schema
 from modiste.data.dataset import Dataset
 from modiste.data.errors import DatasetError
-from modiste.data.importers.builder import DatasetBuilder, ImportReport, caption
+from modiste.data.importers.builder import DatasetBuilder, ImportReport, caption, check_options
 from modiste.data.safe_pickle import UnsafePickleError, load_npy
 
 HELD_OUT = ("valid", "test")
@@ -71,7 +71,7 @@ _CANONICAL_INT = re.compile(r"(0|[1-9][0-9]*)\Z")
 
 
 def dataset_info(src: Path, **options: Any) -> dict[str, Any]:
-    _check_options(options)
+    check_options("difashion", options, KNOWN_OPTIONS)
     name = options.get("name") or Path(src).resolve().name.lower() or "difashion"
     return {
         "name": str(name),
@@ -80,12 +80,6 @@ def dataset_info(src: Path, **options: Any) -> dict[str, Any]:
         "provenance": "DiFashion's processed release (Xu et al., 'Diffusion Models for Generative Outfit "
                       "Recommendation', SIGIR 2024), repository YiyanXu/DiFashion, folder datasets/",
     }
-
-
-def _check_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - set(KNOWN_OPTIONS))
-    if unknown:
-        raise TypeError(f"difashion: unknown option {unknown[0]!r}; known options: {', '.join(KNOWN_OPTIONS)}")
 
 
 # ---------------------------------------------------------------------------- reading the files
@@ -200,7 +194,7 @@ def _nested(data: dict, file: str) -> Iterable[tuple[int | str, int | str, Any]]
 # ---------------------------------------------------------------------------- import
 
 def run(src: Path, build: DatasetBuilder, **options: Any) -> None:
-    _check_options(options)
+    check_options("difashion", options, KNOWN_OPTIONS)
     src = Path(src)
     report = build.report
     release = _Release(src, report)

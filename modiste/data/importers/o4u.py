@@ -36,7 +36,6 @@ images, seed, workers (threads decoding images).
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from collections import Counter
@@ -48,8 +47,8 @@ import pandas as pd
 
 from modiste.data import schema
 from modiste.data.errors import DatasetError
-from modiste.data.importers.builder import DatasetBuilder, caption, load_images, workers_option
-from modiste.data.importers.polyvore_outfits import object_frame
+from modiste.data.importers.builder import (DatasetBuilder, caption, check_options, gc_paused, load_images, read_utf8,
+                                            workers_option)
 
 CATEGORIES = {"U": "top", "B": "bottom", "G": "bag", "S": "shoes", "A": "accessory"}
 # The record's body labels, in the release's order; those in schema.BODY_FIELDS are kept.
@@ -75,9 +74,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> _Record:
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(_KNOWN_OPTIONS))
-    if unknown:
-        raise TypeError(f"o4u: unknown option {unknown[0]!r} (known: {', '.join(_KNOWN_OPTIONS)})")
+    check_options("o4u", options, _KNOWN_OPTIONS)
     seed = options.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"o4u: seed must be an integer, got {seed!r}")
@@ -118,11 +115,7 @@ def _records_file(src: Path, name: str | None) -> Path:
 
 def _read_records(path: Path, file: str) -> list[tuple[int, Any]]:
     """(row, record) pairs: row is the record's index in a JSON array, or its 0-based line in JSON Lines."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(file, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    text = text.removeprefix("\ufeff")
+    text = read_utf8(path, file).removeprefix("\ufeff")
     head = text.lstrip()[:1]
     if head == "[":
         try:
@@ -211,13 +204,8 @@ def _outfit_items(record: dict, item_keys: list[str], file: str, row: int) -> li
 # ---------------------------------------------------------------------------- run
 
 def run(src: Path, build: DatasetBuilder, **options: Any) -> None:
-    was_enabled = gc.isenabled()
-    gc.disable()  # parsing makes millions of small acyclic objects: see polyvore_outfits.run
-    try:
+    with gc_paused():  # parsing makes millions of small acyclic objects
         _run(src, build, **options)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _run(src: Path, build: DatasetBuilder, **options: Any) -> None:
@@ -298,8 +286,8 @@ def _run(src: Path, build: DatasetBuilder, **options: Any) -> None:
     item_ids = list(dict.fromkeys(i for _, _, ids, _ in outfits for i in ids))
     categories = [CATEGORIES[i[0]] for i in item_ids]
     captions = {c: caption(c) for c in CATEGORIES.values()}
-    items = object_frame(item_id=item_ids, category=categories, description=categories,
-                         caption=[captions[c] for c in categories])
+    items = pd.DataFrame({"item_id": item_ids, "category": categories, "description": categories,
+                          "caption": [captions[c] for c in categories]})
     if opts["images"] is not None:
         if not opts["images"].is_dir():
             raise DatasetError(str(opts["images"]), "the image folder does not exist")
@@ -312,19 +300,19 @@ def _run(src: Path, build: DatasetBuilder, **options: Any) -> None:
     build.users(pd.DataFrame(users, columns=["user_id", *kept_fields], dtype=object))
 
     lengths = np.array([len(ids) for _, _, ids, _ in outfits])
-    build.interactions(object_frame(
-        user_id=np.repeat(np.array([u for _, u, _, _ in outfits], dtype=object), lengths),
-        item_id=[i for _, _, ids, _ in outfits for i in ids],
-        timestamp=np.repeat([row for _, _, _, row in outfits], lengths).astype(np.int64),
-        split=np.repeat(split, lengths),
-    ))
-    build.outfits(object_frame(
-        outfit_id=[o for o, _, _, _ in outfits],
-        user_id=[u for _, u, _, _ in outfits],
-        item_ids=[ids for _, _, ids, _ in outfits],
-        categories=[[CATEGORIES[i[0]] for i in ids] for _, _, ids, _ in outfits],
-        split=split,
-    ))
+    build.interactions(pd.DataFrame({
+        "user_id": np.repeat(np.array([u for _, u, _, _ in outfits], dtype=object), lengths),
+        "item_id": [i for _, _, ids, _ in outfits for i in ids],
+        "timestamp": np.repeat([row for _, _, _, row in outfits], lengths).astype(np.int64),
+        "split": np.repeat(split, lengths),
+    }))
+    build.outfits(pd.DataFrame({
+        "outfit_id": [o for o, _, _, _ in outfits],
+        "user_id": [u for _, u, _, _ in outfits],
+        "item_ids": [ids for _, _, ids, _ in outfits],
+        "categories": [[CATEGORIES[i[0]] for i in ids] for _, _, ids, _ in outfits],
+        "split": split,
+    }))
 
     for f in dropped_fields:
         build.report.note(f"body label {f!r} ({with_labels[f]} records) is not a schema body field: dropped "

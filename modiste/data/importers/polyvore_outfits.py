@@ -42,18 +42,17 @@ not decode leaves the item white with has_image false, counted in the report.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from modiste.data import schema
 from modiste.data.errors import DatasetError
-from modiste.data.importers.builder import DatasetBuilder, caption, load_images, workers_option
+from modiste.data.importers.builder import (DatasetBuilder, caption, check_options, gc_paused, load_images, read_utf8,
+                                            workers_option)
 
 VERSIONS = ("nondisjoint", "disjoint")
 SPLITS = ("train", "valid", "test")
@@ -69,9 +68,7 @@ class _DuplicateKey(Exception):
 
 
 def _options(options: dict[str, Any]) -> tuple[str, Path | None, int]:
-    unknown = sorted(set(options) - set(_KNOWN_OPTIONS))
-    if unknown:
-        raise TypeError(f"polyvore-outfits: unknown option {unknown[0]!r} (known: {', '.join(_KNOWN_OPTIONS)})")
+    check_options("polyvore-outfits", options, _KNOWN_OPTIONS)
     version = str(options.get("version", "nondisjoint"))
     if version not in VERSIONS:
         raise ValueError(f"polyvore-outfits: version must be one of {', '.join(VERSIONS)}, got {version!r}")
@@ -96,11 +93,7 @@ def _read_json(path: Path, file: str, object_pairs_hook=None) -> Any:
     """Parse a JSON file; errors name the file and say where (byte for bad UTF-8, line and column for JSON)."""
     if not path.is_file():
         raise DatasetError(file, f"missing: {path} does not exist")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(file, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_utf8(path, file)
     try:
         return json.loads(text, object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as e:
@@ -254,11 +247,7 @@ def _fitb(path: Path, file: str, split: str, refs: dict[str, str], kept: dict[st
 
 def _compatibility(path: Path, file: str, split: str, refs: dict[str, str], known_item,
                    build: DatasetBuilder) -> list[dict]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(file, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_utf8(path, file)
     rows = []
     for r, line in enumerate(text.splitlines()):
         tokens = line.split()
@@ -283,27 +272,11 @@ def _compatibility(path: Path, file: str, split: str, refs: dict[str, str], know
     return rows
 
 
-# ---------------------------------------------------------------------------- helpers (o4u uses them too)
-
-def object_frame(**columns) -> pd.DataFrame:
-    """A DataFrame whose non-numeric columns stay Python objects: pandas 3 would store strings Arrow-backed,
-    and the builder converts those element by element, several times slower."""
-    return pd.DataFrame({name: values if isinstance(values, np.ndarray) and values.dtype != object
-                         else pd.Series(values, dtype=object) for name, values in columns.items()})
-
-
 # ---------------------------------------------------------------------------- run
 
 def run(src: Path, build: DatasetBuilder, **options: Any) -> None:
-    # Parsing builds millions of small acyclic objects: the cyclic GC would rescan them over and over
-    # (a third of the import time at the release's size), so it pauses while the source is read.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():  # parsing builds millions of small acyclic objects
         _run(src, build, **options)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _run(src: Path, build: DatasetBuilder, **options: Any) -> None:
@@ -384,7 +357,7 @@ def _run(src: Path, build: DatasetBuilder, **options: Any) -> None:
         categories.append(category)
         descriptions.append(description)
     category_of = dict(zip(item_ids, categories))
-    items = object_frame(item_id=item_ids, category=categories, description=descriptions)
+    items = pd.DataFrame({"item_id": item_ids, "category": categories, "description": descriptions})
     captions = {c: caption(c) for c in set(categories)}  # ~11 coarse types: one caption each
     items["caption"] = [captions[c] for c in categories]
 
@@ -398,15 +371,15 @@ def _run(src: Path, build: DatasetBuilder, **options: Any) -> None:
         build.report.lack("images/", "item images (image-based models, pictures)")
     build.items(items)
 
-    build.outfits(object_frame(
-        outfit_id=[o for o, _, _ in outfit_rows],
-        user_id=[None] * len(outfit_rows),
-        item_ids=[ids for _, ids, _ in outfit_rows],
-        categories=[[category_of[i] for i in ids] for _, ids, _ in outfit_rows],
-        split=[s for _, _, s in outfit_rows],
-    ))
+    build.outfits(pd.DataFrame({
+        "outfit_id": [o for o, _, _ in outfit_rows],
+        "user_id": [None] * len(outfit_rows),
+        "item_ids": [ids for _, ids, _ in outfit_rows],
+        "categories": [[category_of[i] for i in ids] for _, ids, _ in outfit_rows],
+        "split": [s for _, _, s in outfit_rows],
+    }))
     if fitb_rows:
-        build.fitb(object_frame(**{c: [q[c] for q in fitb_rows] for c in fitb_rows[0]}))
+        build.fitb(pd.DataFrame({c: [q[c] for q in fitb_rows] for c in fitb_rows[0]}))
     if compat_rows:
         build.compatibility(pd.DataFrame({c: [q[c] for q in compat_rows] for c in ("question_id", "item_ids", "label",
                                                                                   "split")}))
