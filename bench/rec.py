@@ -199,6 +199,8 @@ def main() -> None:
     parser.add_argument("--dvbpr-minutes", type=float, default=20.0)
     parser.add_argument("--vbpr-chunk", type=int, default=5)
     parser.add_argument("--vbpr-max-epochs", type=int, default=40)
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other rows of an existing REPORT/report.json and replace only the rows run now")
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -224,6 +226,11 @@ def main() -> None:
         rows.append(peers[peer]())
         print(json.dumps(rows[-1]), flush=True)
 
+    if args.update and (args.out / "report.json").exists():
+        earlier = json.loads((args.out / "report.json").read_text())
+        now = {r["model"]: r for r in rows}
+        kept = [now.pop(r["model"], r) for r in earlier["rows"]]  # in their places
+        rows = kept + list(now.values())
     oracle = ds.manifest.get("oracle", {}).get("ranking", {})
     machine = {"cpus": os.cpu_count(), "threads": args.threads, "load_before": load_before,
                "load_after": os.getloadavg(), "python": platform.python_version(), "platform": platform.platform()}

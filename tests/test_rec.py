@@ -139,6 +139,10 @@ def test_sampler_draws_true_triples():
     assert all(n not in owned[u] for u, n in zip(users, negatives))
     assert abs(np.mean(users == 0) - 0.5) < 0.02  # users uniformly, not by activity
 
+    by_pair = TripleSampler(indptr, indices, n_items=6, seed=1, by="interaction").sample(20_000)
+    assert abs(np.mean(by_pair.users == 0) - 2 / 5) < 0.02  # LearnBPR: training pairs uniformly
+    assert all(n not in owned[u] for u, n in zip(by_pair.users, by_pair.negatives))
+
 
 def test_item_block_sampler_matches_the_papers_sampler_in_expectation():
     """Weighted by 1/|I_u| over random blocks, users count equally, each user's items equally,

@@ -41,6 +41,7 @@ class Recommender(torch.nn.Module):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     needs_images: ClassVar[bool] = False
     trained_by_bpr: ClassVar[bool] = True
+    sampling: ClassVar[str] = "user"  # how TripleSampler draws positives: "user" (DVBPR) or "interaction" (LearnBPR)
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
         super().__init__()
@@ -94,8 +95,8 @@ class Recommender(torch.nn.Module):
     # -- BPR training -----------------------------------------------------------
 
     def sampler(self, indptr: np.ndarray, indices: np.ndarray, n_items: int, seed: int) -> TripleSampler:
-        """Where training triples come from: the paper's sampler unless a model needs another."""
-        return TripleSampler(indptr, indices, n_items, seed=seed)
+        """Where training triples come from: each model's paper's sampler (`sampling`)."""
+        return TripleSampler(indptr, indices, n_items, seed=seed, by=self.sampling)
 
     def bpr_loss(self, batch: Triples) -> tuple[torch.Tensor, torch.Tensor]:
         """(the objective to minimise, its -mean ln sigma(x_uij) part) for autograd training;

@@ -24,12 +24,13 @@ class BPRConfig(ModelConfig):
     """factors: latent dimension K; reg: L2 weight on the embeddings and biases a triple touches."""
 
     factors: int = 64
-    reg: float = 0.01
+    reg: float = 0.05
 
 
 class BPRMF(Recommender):
     name = "bpr"
     Config = BPRConfig
+    sampling = "interaction"  # LearnBPR draws a training pair uniformly
 
     def __init__(self, config: BPRConfig, n_users: int, n_items: int):
         super().__init__(config, n_users, n_items)

@@ -86,27 +86,36 @@ class Triples:
 
 
 class TripleSampler:
-    """BPR triples as the DVBPR paper draws them: a user uniformly (among users with training
-    items), then one of their training items, then a uniform negative they never trained on.
+    """BPR triples (user, one of their training items, a uniform negative they never trained on).
+
+    `by="user"`, as the DVBPR paper draws them: a user uniformly (among users with training items),
+    then one of their items. `by="interaction"`, as Rendle's LearnBPR (and Cornac) draw them: a
+    training pair uniformly, so active users and popular items are drawn more often.
 
     Vectorised: a batch of any size is a few numpy calls; negatives that hit a positive are
     redrawn together until none is left.
     """
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, n_items: int, seed: int = 0):
-        self.indptr, self.indices, self.n_items = indptr, indices, n_items
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, n_items: int, seed: int = 0, by: str = "user"):
+        if by not in ("user", "interaction"):
+            raise ValueError(f"by must be 'user' or 'interaction', got {by!r}")
+        self.indptr, self.indices, self.n_items, self.by = indptr, indices, n_items, by
         self.degree = np.diff(indptr)
         self.active = np.flatnonzero(self.degree > 0)
         if not len(self.active):
             raise ValueError("no user has a training interaction")
-        rows = np.repeat(np.arange(len(self.degree)), self.degree)
-        self.positive_keys = rows * n_items + indices  # sorted: CSR is ordered by user then item
+        self.pair_users = np.repeat(np.arange(len(self.degree)), self.degree)
+        self.positive_keys = self.pair_users * n_items + indices  # sorted: CSR is ordered by user then item
         self.rng = np.random.default_rng(seed)
 
     def sample(self, n: int) -> Triples:
         rng = self.rng
-        users = self.active[rng.integers(len(self.active), size=n)]
-        positives = self.indices[self.indptr[users] + (rng.random(n) * self.degree[users]).astype(np.int64)]
+        if self.by == "user":
+            users = self.active[rng.integers(len(self.active), size=n)]
+            positives = self.indices[self.indptr[users] + (rng.random(n) * self.degree[users]).astype(np.int64)]
+        else:
+            pairs = rng.integers(len(self.indices), size=n)
+            users, positives = self.pair_users[pairs], self.indices[pairs]
         negatives = rng.integers(self.n_items, size=n)
         bad = self._is_positive(users, negatives)
         while bad.any():
@@ -136,7 +145,6 @@ class ItemBlockSampler(TripleSampler):
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, n_items: int, seed: int = 0):
         super().__init__(indptr, indices, n_items, seed)
-        self.pair_users = np.repeat(np.arange(len(self.degree)), self.degree)
         self.pair_weights = (1.0 / self.degree[self.pair_users]).astype(np.float32)
 
     def sample(self, n: int) -> Triples:

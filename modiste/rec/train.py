@@ -55,9 +55,9 @@ class TrainConfig:
 # Settings that work per model (found on the small and default worlds; see bench/rec.py).
 DEFAULT_TRAINING = {
     "pop": TrainConfig(epochs=0),
-    # Scatter-bound embedding updates run fastest on one thread; the CNN uses every core.
-    "bpr": TrainConfig(epochs=200, batch_size=65_536, lr=0.05, patience=5, eval_users=2000, threads=1),
-    "vbpr": TrainConfig(epochs=200, batch_size=1024, lr=0.2, patience=10, eval_users=2000, threads=1),
+    # The per-triple loops of BPR-MF and VBPR run on one thread; the CNN uses every core.
+    "bpr": TrainConfig(epochs=200, batch_size=65_536, lr=0.1, patience=8, eval_users=2000, threads=1),
+    "vbpr": TrainConfig(epochs=200, batch_size=16_384, lr=0.1, patience=8, eval_users=2000, threads=1),
     # batch_size counts triples: the block sampler picks about 2048 * n_items / n_train pictures a step.
     "dvbpr": TrainConfig(epochs=100, batch_size=2048, lr=3e-3, patience=6, eval_users=2000, max_minutes=18),
 }
