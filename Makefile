@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 WORLD ?= data/world-default
 PRESET ?= default
 SEED ?= 0
+RUN_DIR ?= data/runs/bpr-default
+SHOW_USER ?= u00042
 
 .PHONY: run test install world clean
 
@@ -25,10 +27,17 @@ $(WORLD)/manifest.json: | $(VENV)/.installed
 
 world: $(WORLD)/manifest.json
 
-run: install world
+# The default recommender (BPR-MF), trained once and reused by later runs.
+$(RUN_DIR)/best/model.json: $(WORLD)/manifest.json
+	$(BIN)/modiste train rec --model bpr --data $(WORLD) --out $(RUN_DIR)
+
+run: install world $(RUN_DIR)/best/model.json
 	$(BIN)/modiste info $(WORLD)
 	$(BIN)/modiste show $(WORLD) --out $(WORLD)-items.png
 	$(BIN)/modiste show $(WORLD) --persons -n 18 --out $(WORLD)-persons.png
+	$(BIN)/modiste eval rec --run $(RUN_DIR)
+	$(BIN)/modiste recommend --run $(RUN_DIR) --user $(SHOW_USER) -k 10
+	$(BIN)/modiste show recs --run $(RUN_DIR) --user $(SHOW_USER) --out $(RUN_DIR)-$(SHOW_USER).png
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -29,13 +29,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-ARTICLES_HEADER = (
-    "article_id,product_code,prod_name,product_type_no,product_type_name,product_group_name,"
-    "graphical_appearance_no,graphical_appearance_name,colour_group_code,colour_group_name,"
-    "perceived_colour_value_id,perceived_colour_value_name,perceived_colour_master_id,perceived_colour_master_name,"
-    "department_no,department_name,index_code,index_name,index_group_no,index_group_name,section_no,section_name,"
-    "garment_group_no,garment_group_name,detail_desc"
-)
+from modiste.data.importers.hm import ARTICLE_COLUMNS
+
+ARTICLES_HEADER = ",".join(ARTICLE_COLUMNS)  # the real file's 25 columns, in order
 TYPES = [("Trousers", "Garment Lower body"), ("Sweater", "Garment Upper body"), ("Dress", "Garment Full body"),
          ("Vest top", "Garment Upper body"), ("Sneakers", "Shoes"), ("Bag", "Accessories"), ("Bra", "Underwear"),
          ("Shorts", "Garment Lower body"), ("Jacket", "Garment Upper body"), ("Skirt", "Garment Lower body")]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -39,7 +40,8 @@ RUN, STATE, BEST, METRICS, LOG = "run.json", "state.pt", "best", "metrics.json",
 class TrainConfig:
     """epochs: at most this many passes of n_train triples; patience: epochs without a better
     validation AUC before stopping; eval_users: validate on this many users (None: all);
-    max_minutes: stop after this much training time (None: no limit)."""
+    max_minutes: stop after this much training time (None: no limit); threads: CPU threads for torch
+    (None: every core)."""
 
     epochs: int = 30
     batch_size: int = 1024
@@ -88,8 +90,8 @@ def train_recommender(model: str, data_dir: str | Path, run_dir: str | Path, mod
         spec.update(model_config=asdict(model_config), train_config=asdict(train_config))
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / RUN, spec)
-    if train_config.threads:
-        torch.set_num_threads(train_config.threads)
+    # Torch's thread count is per process: set it every time, or a run after a one-thread run stays on one.
+    torch.set_num_threads(train_config.threads or os.cpu_count() or 1)
 
     data = Interactions.from_dataset(ds)
     net = cls.build(model_config, data, ds)
