@@ -161,7 +161,7 @@ def import_(
     src: Annotated[Path, typer.Argument(help="the source file or folder, as the dataset ships it")],
     out: Annotated[Path, typer.Option("--out", help="directory to write the modiste dataset to")],
     images: Annotated[Path | None, typer.Option(help="a local image folder, where the format has one")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="a format option, e.g. --set split=disjoint")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="a format option, e.g. --set version=disjoint")] = None,
     force: Annotated[bool, typer.Option(help="replace an existing dataset at --out")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
 ) -> None:
