@@ -36,7 +36,7 @@ from modiste.io import write_json
 from modiste.rec.data import Interactions
 from modiste.rec.evaluate import evaluate_run
 from modiste.rec.train import train_recommender
-from modiste.rec.vbpr import image_features
+from modiste.vision.encoder import dataset_features
 
 COLUMNS = ("auc", "auc_cold", "recall@10", "recall@50", "ndcg@10")
 
@@ -211,7 +211,7 @@ def main() -> None:
     features = None
     if "vbpr" in args.models or "cornac-vbpr" in args.peers:
         start = time.perf_counter()
-        features = image_features(ds)
+        features = dataset_features(ds)
         print(f"image features {features.shape} ready in {time.perf_counter() - start:.0f} s", flush=True)
 
     for name in args.models:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from modiste.rec.base import ModelConfig, Recommender
+from modiste.vision.encoder import dataset_features
 
 
 @dataclass
@@ -61,7 +62,7 @@ class VBPR(Recommender):
     @classmethod
     def build(cls, config, data, ds):
         cls.check_dataset(ds)
-        return cls(config, data.n_users, data.n_items, features=image_features(ds))
+        return cls(config, data.n_users, data.n_items, features=dataset_features(ds))
 
     @classmethod
     def from_saved(cls, config, meta):
@@ -128,15 +129,6 @@ def _learn_vbpr(user_factors, item_factors, item_bias, user_visual, users, posit
         item_bias[i] += lr * (g - reg * item_bias[i])
         item_bias[j] += lr * (-g - reg * item_bias[j])
     return total / max(users.shape[0], 1)
-
-
-def image_features(ds) -> np.ndarray:
-    """The dataset's frozen item features: the encoder is trained once per dataset and cached."""
-    from modiste.cache import dataset_cache
-    from modiste.vision.encoder import EncoderConfig, features_for
-
-    # One thread: two collapse when anything else competes for the cores.
-    return features_for(ds, dataset_cache(ds, "encoder"), EncoderConfig(threads=1))
 
 
 def _standardize(features: np.ndarray) -> np.ndarray:

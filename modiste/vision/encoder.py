@@ -310,6 +310,14 @@ def features_for(dataset, directory: str | Path | None = None, config: EncoderCo
         return enc.encode(dataset.images)
 
 
+def dataset_features(ds) -> np.ndarray:
+    """A dataset's frozen item features from its own encoder, trained once per dataset and cached."""
+    from modiste.cache import dataset_cache
+
+    # One thread: two collapse when anything else competes for the cores.
+    return features_for(ds, dataset_cache(ds, "encoder"), EncoderConfig(threads=1))
+
+
 # ---------------------------------------------------------------------------- helpers
 
 def reconstruction_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
