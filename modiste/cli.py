@@ -97,7 +97,8 @@ def info(
 
 @app.command()
 def show(
-    target: Annotated[str, typer.Argument(help="a dataset directory, or 'recs' to draw a user's recommendations")],
+    target: Annotated[str, typer.Argument(help="a dataset directory; 'recs' (a user's recommendations); "
+                                               "'outfit' (a FITB question or a composed outfit)")],
     out: Annotated[Path, typer.Option("--out", help="PNG file to write")],
     persons: Annotated[bool, typer.Option("--persons", help="draw avatars and their parse masks instead of items")] = False,
     n: Annotated[int, typer.Option("-n", help="how many to draw")] = 40,
@@ -106,15 +107,23 @@ def show(
     run: Annotated[Path | None, typer.Option(help="with 'recs': the training run")] = None,
     user: Annotated[str | None, typer.Option(help="with 'recs': the user id")] = None,
     k: Annotated[int, typer.Option("-k", help="with 'recs': how many recommendations")] = 10,
+    question: Annotated[str | None, typer.Option(help="with 'outfit': a FITB question id")] = None,
+    categories: Annotated[str | None, typer.Option(help="with 'outfit': categories of an outfit to compose")] = None,
 ) -> None:
     """Draw a contact sheet of items with their captions (or, with --persons, of avatars with masks;
-    or, as `show recs --run RUN --user U`, a user's history beside their top-k)."""
+    or, as `show recs --run RUN --user U`, a user's history beside their top-k; or, as `show outfit --run RUN
+    --question Q` or `--categories ...`, a FITB question with its ranked candidates or a composed outfit)."""
     from modiste.viz import colorize_mask, contact_sheet, save_png
 
     if target == "recs" and not Path(target).is_dir():
         if run is None or user is None:
             _fail("show recs needs --run and --user")
         _show_recs(run, user, k, out)
+        return
+    if target == "outfit" and not Path(target).is_dir():
+        if run is None:
+            _fail("show outfit needs --run")
+        _show_outfit(run, out, question, user, categories)
         return
     path = Path(target)
     ds = _open(path)
@@ -293,7 +302,7 @@ def recommend(
     try:
         recs = recommend_for(run, user, k)
     except (FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
+        _fail(_message(e))
     if as_json:
         print(json.dumps(recs, indent=2))
         return
@@ -311,7 +320,7 @@ def _show_recs(run: Path, user: str, k: int, out: Path) -> None:
         recs = recommend_for(run, user, k)
         ds = run_dataset(run)
     except (FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
+        _fail(_message(e))
     if not ds.has_images:
         _fail(f"dataset '{ds.name}' has no images to draw")
     history = ds.history(user)[-10:]
@@ -323,6 +332,166 @@ def _show_recs(run: Path, user: str, k: int, out: Path) -> None:
                             title=f"top {len(recs)} recommendations")]
     save_png(stack(sheets), out)
     console.print(f"wrote {out}")
+
+
+# ---------------------------------------------------------------------------- outfits
+
+bench_app = typer.Typer(help="Benchmark modiste against baselines and peers.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@train_app.command("outfit")
+def train_outfit_(
+    data: Annotated[Path, typer.Option(help="dataset directory")],
+    out: Annotated[Path, typer.Option(help="run directory (resumed if it holds an unfinished run)")],
+    epochs: Annotated[int | None, typer.Option(help="at most this many epochs")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="a model setting, e.g. --set dim=32")] = None,
+    train_set: Annotated[list[str] | None, typer.Option("--train-set", help="a training setting, e.g. --train-set lr=0.001")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the run's last checkpoint")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train the outfit model (compatibility + taste), early stopping on validation FITB accuracy."""
+    from modiste.outfit.train import train_outfit
+
+    _open(data)
+    train_overrides = _settings(train_set or [])
+    if epochs is not None:
+        train_overrides["epochs"] = epochs
+    try:
+        train_outfit(data, out, model_overrides=_settings(set_ or []) or None,
+                     train_overrides=train_overrides or None, resume=resume, progress=not quiet)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    metrics = json.loads((out / "metrics.json").read_text())
+    console.print(f"trained the outfit model: best validation accuracy {metrics['best_valid_accuracy']:.4f} "
+                  f"after {len(metrics['history'])} epoch(s); model in {out / 'best'}")
+
+
+def _outfit_call(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+
+
+def _item_table(rows: list[dict], title: str) -> Table:
+    table = Table("#", "item", "category", "taste" if rows and "taste" in rows[0] else "score", "description",
+                  title=title)
+    for rank, item in enumerate(rows, 1):
+        table.add_row(str(rank), item["item_id"], item["category"],
+                      f"{item.get('score', item.get('taste', 0.0)):.3f}", item["description"])
+    return table
+
+
+@app.command()
+def complete(
+    run: Annotated[Path, typer.Option(help="outfit run directory")],
+    items: Annotated[str, typer.Option(help="the outfit so far: item ids separated by commas")],
+    category: Annotated[str, typer.Option(help="the category of the missing item")],
+    user: Annotated[str | None, typer.Option(help="user id: personalize with their history")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="how many")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The best items of a category to complete an outfit (for a user, if given)."""
+    from modiste.outfit.api import complete as complete_outfit
+
+    ids = [i.strip() for i in items.split(",") if i.strip()]
+    if not ids:
+        _fail("--items needs at least one item id")
+    recs = _outfit_call(complete_outfit, run, ids, category, user, k)
+    if as_json:
+        print(json.dumps(recs, indent=2))
+        return
+    console.print(_item_table(recs, f"best {category} to go with {', '.join(ids)}" + (f" for {user}" if user else "")))
+
+
+@app.command()
+def outfit(
+    run: Annotated[Path, typer.Option(help="outfit run directory")],
+    categories: Annotated[str, typer.Option(help="categories separated by commas, e.g. top,trousers,shoes,bag")],
+    user: Annotated[str | None, typer.Option(help="user id: an outfit to their taste")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Compose a whole outfit from the catalogue (for a user, if given)."""
+    from modiste.outfit.api import compose
+
+    names = [c.strip() for c in categories.split(",") if c.strip()]
+    if not names:
+        _fail("--categories needs at least one category")
+    result = _outfit_call(compose, run, names, user)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(_item_table(result["items"], f"an outfit{' for ' + user if user else ''} "
+                                               f"(compatibility {result['compatibility']:.3f})"))
+
+
+def _show_outfit(run: Path, out: Path, question_id: str | None, user: str | None, categories: str | None) -> None:
+    from modiste.outfit.api import compose, load_run, question
+    from modiste.viz import contact_sheet, save_png, stack
+
+    r = _outfit_call(load_run, run)
+    if not r.ds.has_images:
+        _fail(f"dataset '{r.ds.name}' has no images to draw")
+    picture = lambda item: r.ds.images[r.ds.item_row(item["item_id"])]  # noqa: E731
+    label = lambda item: f"{item.get('score', item.get('taste', 0.0)):.2f} {item['description']}"  # noqa: E731
+    sheets = []
+    if question_id:
+        q = _outfit_call(question, run, question_id)
+        user = q["user_id"]
+        answer = q["answer"]["item_id"]
+        ranked = sorted(q["candidates"], key=lambda c: -c["score"])
+        sheets.append(contact_sheet([picture(i) for i in q["context"]], [i["description"] for i in q["context"]],
+                                    columns=5, label_lines=4, title=f"{question_id}: the outfit, missing a {q['category']}"))
+        sheets.append(contact_sheet([picture(i) for i in ranked],
+                                    [("TRUE " if i["item_id"] == answer else "") + label(i) for i in ranked], columns=5,
+                                    label_lines=4, title="candidates, best first (TRUE marks the real item)"))
+        category = q["category"]
+    elif categories:
+        names = [c.strip() for c in categories.split(",") if c.strip()]
+        result = _outfit_call(compose, run, names, user)
+        sheets.append(contact_sheet([picture(i) for i in result["items"]], [label(i) for i in result["items"]],
+                                    columns=max(4, len(names)), label_lines=4,
+                                    title=f"composed for {user or 'anyone'}: compatibility {result['compatibility']:.2f}"))
+        category = None
+    else:
+        _fail("show outfit needs --question, or --categories (with --user for a personal outfit)")
+    if user:
+        history = r.ds.history(user, category)[-10:]
+        if history:
+            sheets.append(contact_sheet([r.ds.images[r.ds.item_row(i)] for i in history],
+                                        [r.ds.items.at[i, "description"] for i in history], columns=10, label_lines=4,
+                                        title=f"{user}: latest {len(history)} training items" + (f" ({category})" if category else "")))
+    save_png(stack(sheets), out)
+    console.print(f"wrote {out}")
+
+
+@bench_app.command("outfit")
+def bench_outfit(
+    data: Annotated[Path, typer.Option(help="dataset directory")],
+    out: Annotated[Path, typer.Option(help="report directory (report.json, report.md, runs/)")],
+    run: Annotated[Path | None, typer.Option(help="reuse or write the model's run here (default: OUT/runs/outfit)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="at most this many training epochs")] = None,
+    users: Annotated[int, typer.Option(help="users to compose whole outfits for")] = 300,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """FITB, PFITB (the dataset's own and hard candidate sets), compatibility AUC and whole outfits:
+    the outfit model against random, popularity, category match, history similarity and the oracle."""
+    from modiste.outfit.report import outfit_report
+
+    _open(data)
+    try:
+        report = outfit_report(data, out, run, train_overrides={"epochs": epochs} if epochs is not None else None,
+                               outfit_users=users, progress=not quiet)
+    except ValueError as e:
+        _fail(str(e))
+    console.print((out / "report.md").read_text())
+    console.print(f"wrote {out / 'report.json'} ({len(report['rows'])} rows)")
+
+
+def _message(error: Exception) -> str:
+    """An exception's message (a KeyError's str() wraps it in quotes)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
 
 
 def _fmt(value) -> str:

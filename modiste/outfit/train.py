@@ -1,0 +1,248 @@
+"""Train the outfit model into a run directory, with early stopping, checkpoints and resume.
+
+Each step takes a batch of training outfits, blanks one item of each, and asks the model to pick
+the true item among `negatives` others: half drawn from the blank's category (the hard case,
+where only taste and the finer points of compatibility help), half from the whole catalogue.
+The loss is the cross-entropy of that choice, scored with the user's taste, plus a BPR loss
+that teaches the taste term the users' histories (an item of theirs over an item of the same
+category they never had). Swapping one item of a real outfit is exactly the corruption a
+compatibility model is trained against, so the same loss teaches compatibility.
+
+The run directory has the layout of a ranking run: run.json, state.pt (atomic, every epoch and
+every `checkpoint_every_s`), best/ (the best validation accuracy), metrics.json, log.txt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from modiste.data import Dataset
+from modiste.io import atomic_path, write_json
+from modiste.outfit.data import OutfitData
+from modiste.outfit.evaluate import fitb_accuracy, model_fitb_scorer
+from modiste.outfit.model import OutfitConfig, OutfitModel, build_model
+from modiste.progress import Progress
+from modiste.vision.encoder import dataset_features
+
+RUN, STATE, BEST, METRICS, LOG = "run.json", "state.pt", "best", "metrics.json", "log.txt"
+
+
+@dataclass
+class OutfitTrainConfig:
+    epochs: int = 40
+    batch_size: int = 128
+    negatives: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    taste_batch: int = 512  # history pairs per step for the taste loss (0: none)
+    taste_weight: float = 1.0
+    patience: int = 4
+    max_minutes: float | None = 20.0
+    checkpoint_every_s: float = 60.0
+    threads: int | None = 1  # None: every core. One by default: on 2 cores, two collapse under any other load
+    seed: int = 0
+
+
+def train_outfit(data_dir: str | Path, run_dir: str | Path, model_overrides: dict | None = None,
+                 train_overrides: dict | None = None, resume: bool = True, progress: bool = True) -> OutfitModel:
+    """Train (or resume) the outfit model on a dataset; returns the best model."""
+    from modiste.rec.train import _with
+
+    run_dir = Path(run_dir)
+    ds = Dataset(data_dir)
+    model_config = _with(OutfitConfig(), model_overrides)
+    train_config = _with(OutfitTrainConfig(), train_overrides)
+    if (run_dir / RUN).exists() and resume:
+        saved = json.loads((run_dir / RUN).read_text())
+        if saved.get("task") != "outfit" or saved["data"]["name"] != ds.name:
+            raise ValueError(f"{run_dir} is another run ({saved.get('task', saved.get('model'))} on "
+                             f"'{saved['data']['name']}'); choose another --out")
+        if not model_overrides:
+            model_config = OutfitConfig(**saved["model_config"])
+        if not train_overrides:
+            train_config = OutfitTrainConfig(**saved["train_config"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / RUN, {"task": "outfit", "model_config": asdict(model_config),
+                               "train_config": asdict(train_config),
+                               "data": {"path": str(Path(data_dir).resolve()), "name": ds.name}})
+    torch.set_num_threads(train_config.threads or os.cpu_count() or 1)
+    torch.manual_seed(train_config.seed)
+    data = OutfitData(ds)
+    if not len(data.outfits("train")):
+        raise ValueError(f"dataset '{ds.name}' has no training outfits")
+    features = dataset_features(ds) if model_config.images and ds.has_images else None
+    model = build_model(model_config, data, features)
+    _Trainer(model, data, train_config, run_dir, progress).run(resume)
+    if not (run_dir / BEST).exists():  # no epoch ran (epochs=0): the untrained model is the best there is
+        model.save(run_dir / BEST)
+    return OutfitModel.load(run_dir / BEST)
+
+
+class _Trainer:
+    def __init__(self, model: OutfitModel, data: OutfitData, config: OutfitTrainConfig, run_dir: Path, progress: bool):
+        self.model, self.data, self.config, self.run_dir, self.progress = model, data, config, run_dir, progress
+        self.rng = np.random.default_rng(config.seed)
+        self.train = data.outfits("train")
+        # Negatives of a given category come from two pools: the catalogue (uniform) and the items
+        # people used in training (outfit slots and history entries: popularity-weighted), so that
+        # the model learns to tell a user's item from other used items, not only from unused ones.
+        _, history_items = data.history
+        used = np.concatenate([self.train.items[self.train.items >= 0], history_items])
+        self.catalogue = _CategoryPool(np.arange(data.n_items), data.item_category, len(data.categories))
+        self.used = _CategoryPool(used, data.item_category, len(data.categories))
+        self.valid = {name: data.questions("valid", kind) for name, kind in data.question_kinds().items()}
+        self.history: list[dict] = []
+        self.epoch, self.best, self.bad_epochs, self.train_seconds = 0, -math.inf, 0, 0.0
+
+    # ------------------------------------------------------------------ batches
+
+    def _same_category(self, categories: np.ndarray, n: int) -> np.ndarray:
+        """n items of each given category -> (len(categories), n): the first half from the
+        catalogue, the rest from the items used in training."""
+        half = n // 2
+        return np.concatenate([self.catalogue.sample(categories, half, self.rng),
+                               self.used.sample(categories, n - half, self.rng)], axis=1)
+
+    def _fitb_batch(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+        data, cfg, mcfg = self.data, self.config, self.model.config
+        rows = self.train.items[idx]
+        n, width = rows.shape
+        blank = (self.rng.random(n) * (rows >= 0).sum(1)).astype(np.int64)
+        answer = rows[np.arange(n), blank]
+        keep = np.ones_like(rows, bool)
+        keep[np.arange(n), blank] = False
+        context = rows[keep].reshape(n, width - 1)
+        category = data.item_category[answer]
+        n_same = cfg.negatives - cfg.negatives // 4  # a quarter from the whole catalogue
+        negatives = np.concatenate([self._same_category(category, n_same),
+                                    self.rng.integers(data.n_items, size=(n, cfg.negatives - n_same))], axis=1)
+        negatives[negatives == answer[:, None]] = -1
+        candidates = np.concatenate([answer[:, None], negatives], axis=1)
+        users = self.train.users[idx]
+        history = data.user_history(users, category, mcfg.history_len)
+        profile = data.profile(users, mcfg.profile_len)
+        return tuple(torch.from_numpy(a) for a in (context, candidates, users, history, profile))
+
+    def _taste_batch(self) -> tuple[torch.Tensor, ...] | None:
+        indptr, items = self.data.history
+        if not len(items) or not self.config.taste_batch:
+            return None
+        data, mcfg = self.data, self.model.config
+        at = self.rng.integers(len(items), size=self.config.taste_batch)
+        keys = np.searchsorted(indptr, at, side="right") - 1
+        users, category = keys // len(data.categories), keys % len(data.categories)
+        negatives = np.where(self.rng.random(len(at)) < 0.5, self.catalogue.sample(category, 1, self.rng)[:, 0],
+                             self.used.sample(category, 1, self.rng)[:, 0])
+        pairs = np.stack([items[at], negatives], axis=1)
+        history = data.user_history(users, category, mcfg.history_len)
+        profile = data.profile(users, mcfg.profile_len)
+        return tuple(torch.from_numpy(a) for a in (users, history, profile, pairs))
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self, resume: bool) -> None:
+        model, config = self.model, self.config
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        if resume and (self.run_dir / STATE).exists():
+            self._restore(optimizer)
+        steps = max(1, math.ceil(len(self.train) / config.batch_size))
+        last_checkpoint = time.monotonic()
+        with Progress(enabled=self.progress) as bar:
+            while (self.epoch < config.epochs and self.bad_epochs < config.patience
+                   and not (config.max_minutes and self.train_seconds > 60 * config.max_minutes)):
+                start, losses = time.perf_counter(), []
+                order = self.rng.permutation(len(self.train))
+                model.train()
+                for s in bar.track(range(steps), f"epoch {self.epoch + 1}"):
+                    context, candidates, users, history, profile = self._fitb_batch(
+                        order[s * config.batch_size:(s + 1) * config.batch_size])
+                    scores = model.fitb(context, candidates, users, history, profile)
+                    loss = F.cross_entropy(scores, torch.zeros(len(scores), dtype=torch.long))
+                    taste = self._taste_batch() if model.config.personal else None
+                    if taste is not None:
+                        t_users, t_history, t_profile, pairs = taste
+                        t, penalty = model.taste_terms(t_users, t_history, t_profile, pairs)
+                        loss = loss + config.taste_weight * (F.softplus(t[:, 1] - t[:, 0]).mean()
+                                                             + model.config.taste_l2 * penalty / len(t))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    losses.append(float(loss.detach()))
+                    if s % 10 == 0:
+                        bar.info(f"loss {np.mean(losses):.4f}")
+                    if time.monotonic() - last_checkpoint > config.checkpoint_every_s:
+                        self._checkpoint(optimizer)
+                        last_checkpoint = time.monotonic()
+                self.train_seconds += time.perf_counter() - start
+                accuracy = self._end_epoch(float(np.mean(losses)), time.perf_counter() - start)
+                bar.info(f"loss {np.mean(losses):.4f} · valid accuracy {accuracy:.4f}")
+                self.epoch += 1
+                self._checkpoint(optimizer)
+                last_checkpoint = time.monotonic()
+
+    def _validate(self) -> dict[str, float]:
+        score = model_fitb_scorer(self.model, self.data, personal=self.model.config.personal)
+        return {name: fitb_accuracy(score(q), q.candidates, q.answer) for name, q in self.valid.items() if len(q)}
+
+    def _end_epoch(self, loss: float, seconds: float) -> float:
+        accuracies = self._validate()
+        accuracy = float(np.mean(list(accuracies.values()))) if accuracies else math.nan
+        # Without validation questions there is nothing to choose by: the latest model is kept.
+        improved = accuracy > self.best or math.isnan(accuracy)
+        if improved:
+            self.best, self.bad_epochs = (self.best if math.isnan(accuracy) else accuracy), 0
+            self.model.save(self.run_dir / BEST)
+        else:
+            self.bad_epochs += 1
+        row = {"epoch": self.epoch + 1, "loss": loss, "valid_accuracy": accuracy,
+               **{f"valid_{k}": v for k, v in accuracies.items()}, "best": improved,
+               "seconds": round(seconds, 2), "train_seconds": round(self.train_seconds, 2)}
+        self.history.append(row)
+        write_json(self.run_dir / METRICS, {"history": self.history, "best_valid_accuracy": self.best})
+        with open(self.run_dir / LOG, "a") as log:
+            log.write(json.dumps(row) + "\n")
+        return accuracy
+
+    def _checkpoint(self, optimizer) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": json.dumps(self.rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+                 "history": json.dumps(self.history), "epoch": self.epoch, "best": self.best,
+                 "bad_epochs": self.bad_epochs, "train_seconds": self.train_seconds}
+        with atomic_path(self.run_dir / STATE) as tmp:
+            torch.save(state, tmp)
+
+    def _restore(self, optimizer) -> None:
+        state = torch.load(self.run_dir / STATE, weights_only=True)  # the restricted unpickler
+        self.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = json.loads(state["history"])
+        self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
+        self.train_seconds = state["train_seconds"]
+
+
+class _CategoryPool:
+    """Items (with repeats: a repeat weighs more) grouped by category, to draw per category at once.
+    A category absent from the pool draws from nothing: its draws are -1."""
+
+    def __init__(self, items: np.ndarray, item_category: np.ndarray, n_categories: int):
+        categories = item_category[items]
+        order = np.argsort(categories, kind="stable")
+        self.items = items[order]
+        self.start = np.searchsorted(categories[order], np.arange(n_categories))
+        self.size = np.bincount(categories, minlength=n_categories)
+
+    def sample(self, categories: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        size = self.size[categories, None]
+        offset = (rng.random((len(categories), n)) * size).astype(np.int64)
+        return np.where(size > 0, self.items[np.minimum(self.start[categories, None] + offset, len(self.items) - 1)], -1)
