@@ -123,7 +123,7 @@ def question(run: str | Path, question_id: str, personal: bool = True) -> dict:
 def _fitb_scores(r: OutfitRun, user: int, context: np.ndarray, candidates: np.ndarray, category: int) -> np.ndarray:
     cfg = r.model.config
     users = np.array([user])
-    args = [torch.from_numpy(context[None, :]), torch.from_numpy(candidates[None, :])]
+    args = [torch.from_numpy(context[None, :]), torch.from_numpy(candidates[None, :]), torch.tensor([category])]
     if user >= 0:
         args += [torch.from_numpy(users),
                  torch.from_numpy(r.data.user_history(users, np.array([category]), cfg.history_len)),

@@ -44,13 +44,14 @@ def model_fitb_scorer(model: OutfitModel, data: OutfitData, personal: bool = Tru
             for s in range(0, len(q), batch):
                 sl = slice(s, s + batch)
                 context, candidates = torch.from_numpy(q.context[sl]), torch.from_numpy(q.candidates[sl])
+                category = torch.from_numpy(q.category[sl])
                 if personal:
                     users = q.users[sl]
-                    out.append(model.fitb(context, candidates, torch.from_numpy(users),
+                    out.append(model.fitb(context, candidates, category, torch.from_numpy(users),
                                           torch.from_numpy(data.user_history(users, q.category[sl], cfg.history_len)),
                                           torch.from_numpy(data.profile(users, cfg.profile_len))).numpy())
                 else:
-                    out.append(model.fitb(context, candidates).numpy())
+                    out.append(model.fitb(context, candidates, category).numpy())
         return np.concatenate(out) if out else np.zeros(q.candidates.shape)
 
     return score

@@ -80,6 +80,8 @@ class OutfitModel(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.summary = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.compat_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
+        # FITB names the blank's category: a candidate of another category loses this much.
+        self.category_match = nn.Parameter(torch.zeros(()))
 
         self.users = nn.Embedding(n_users + 1, d, padding_idx=0)  # row 0: an unknown user
         nn.init.normal_(self.users.weight, std=0.02)
@@ -144,13 +146,16 @@ class OutfitModel(nn.Module):
             penalty = penalty + free.pow(2).sum()
         return (u * item).sum(-1) * (items >= 0), penalty
 
-    def fitb(self, context: torch.Tensor, candidates: torch.Tensor, users: torch.Tensor | None = None,
-             history: torch.Tensor | None = None, profile: torch.Tensor | None = None) -> torch.Tensor:
+    def fitb(self, context: torch.Tensor, candidates: torch.Tensor, category: torch.Tensor,
+             users: torch.Tensor | None = None, history: torch.Tensor | None = None,
+             profile: torch.Tensor | None = None) -> torch.Tensor:
         """Scores (N, C) of each candidate for the blank of an outfit: context (N, L-1), candidates
-        (N, C); with users (and their history in the blank's category), personalized."""
+        (N, C), the blank's category (N,); with users (and their history in the blank's category),
+        personalized."""
         n, c = candidates.shape
         outfits = torch.cat([context[:, None, :].expand(n, c, -1), candidates[:, :, None]], dim=2)
         scores = self.compatibility(outfits.reshape(n * c, -1)).reshape(n, c)
+        scores = scores + self.category_match * (self.item_category[candidates.clamp(min=0)] == category[:, None])
         if users is not None:
             scores = scores + self.taste(users, history, profile, candidates)
         return scores.masked_fill(candidates < 0, -torch.inf)

@@ -28,9 +28,9 @@ from modiste.outfit import baselines as B
 from modiste.outfit.candidates import compatibility_for
 from modiste.outfit.compose import compose_outfit
 from modiste.outfit.data import OutfitData
-from modiste.outfit.evaluate import (compatibility_auc, fitb_accuracy, model_compatibility, model_fitb_scorer)
+from modiste.outfit.evaluate import compatibility_auc, fitb_accuracy, model_compatibility, model_fitb_scorer
 from modiste.outfit.model import OutfitModel
-from modiste.outfit.train import BEST, METRICS, train_outfit
+from modiste.outfit.train import METRICS, train_outfit
 from modiste.vision.encoder import dataset_features
 
 

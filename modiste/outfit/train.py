@@ -1,8 +1,9 @@
 """Train the outfit model into a run directory, with early stopping, checkpoints and resume.
 
 Each step takes a batch of training outfits, blanks one item of each, and asks the model to pick
-the true item among `negatives` others: half drawn from the blank's category (the hard case,
-where only taste and the finer points of compatibility help), half from the whole catalogue.
+the true item among `negatives` others: three quarters of the blank's category (the hard case,
+where only taste and the finer points of compatibility help), a quarter of any category; each
+half from the whole catalogue, half from the items people used in training.
 The loss is the cross-entropy of that choice, scored with the user's taste, plus a BPR loss
 that teaches the taste term the users' histories (an item of theirs over an item of the same
 category they never had). Swapping one item of a real outfit is exactly the corruption a
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from modiste.config import with_overrides
 from modiste.data import Dataset
 from modiste.io import atomic_path, write_json
 from modiste.outfit.data import OutfitData
@@ -43,8 +45,9 @@ class OutfitTrainConfig:
     negatives: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    taste_batch: int = 512  # history pairs per step for the taste loss (0: none)
+    taste_batch: int = 4096  # history pairs per step for the taste loss (0: none)
     taste_weight: float = 1.0
+    taste_lr_scale: float = 5.0  # the free user and item taste embeddings learn this much faster
     patience: int = 4
     max_minutes: float | None = 20.0
     checkpoint_every_s: float = 60.0
@@ -55,12 +58,10 @@ class OutfitTrainConfig:
 def train_outfit(data_dir: str | Path, run_dir: str | Path, model_overrides: dict | None = None,
                  train_overrides: dict | None = None, resume: bool = True, progress: bool = True) -> OutfitModel:
     """Train (or resume) the outfit model on a dataset; returns the best model."""
-    from modiste.rec.train import _with
-
     run_dir = Path(run_dir)
     ds = Dataset(data_dir)
-    model_config = _with(OutfitConfig(), model_overrides)
-    train_config = _with(OutfitTrainConfig(), train_overrides)
+    model_config = with_overrides(OutfitConfig(), model_overrides)
+    train_config = with_overrides(OutfitTrainConfig(), train_overrides)
     if (run_dir / RUN).exists() and resume:
         saved = json.loads((run_dir / RUN).read_text())
         if saved.get("task") != "outfit" or saved["data"]["name"] != ds.name:
@@ -122,15 +123,18 @@ class _Trainer:
         keep[np.arange(n), blank] = False
         context = rows[keep].reshape(n, width - 1)
         category = data.item_category[answer]
-        n_same = cfg.negatives - cfg.negatives // 4  # a quarter from the whole catalogue
+        n_same = cfg.negatives - cfg.negatives // 4  # a quarter of any category
+        n_any = cfg.negatives - n_same
         negatives = np.concatenate([self._same_category(category, n_same),
-                                    self.rng.integers(data.n_items, size=(n, cfg.negatives - n_same))], axis=1)
+                                    self.rng.integers(data.n_items, size=(n, n_any // 2)),
+                                    self.used.items[self.rng.integers(len(self.used.items), size=(n, n_any - n_any // 2))]],
+                                   axis=1)
         negatives[negatives == answer[:, None]] = -1
         candidates = np.concatenate([answer[:, None], negatives], axis=1)
         users = self.train.users[idx]
         history = data.user_history(users, category, mcfg.history_len)
         profile = data.profile(users, mcfg.profile_len)
-        return tuple(torch.from_numpy(a) for a in (context, candidates, users, history, profile))
+        return tuple(torch.from_numpy(a) for a in (context, candidates, category, users, history, profile))
 
     def _taste_batch(self) -> tuple[torch.Tensor, ...] | None:
         indptr, items = self.data.history
@@ -151,7 +155,13 @@ class _Trainer:
 
     def run(self, resume: bool) -> None:
         model, config = self.model, self.config
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # The taste embeddings are rows that a step touches rarely (collaborative filtering's
+        # factors): they get a larger step and their own L2 (taste_l2) instead of weight decay.
+        free = [model.users.weight, model.taste_ids.weight]
+        rest = [p for p in model.parameters() if all(p is not f for f in free)]
+        optimizer = torch.optim.AdamW([{"params": rest},
+                                       {"params": free, "lr": config.lr * config.taste_lr_scale, "weight_decay": 0.0}],
+                                      lr=config.lr, weight_decay=config.weight_decay)
         if resume and (self.run_dir / STATE).exists():
             self._restore(optimizer)
         steps = max(1, math.ceil(len(self.train) / config.batch_size))
@@ -163,9 +173,8 @@ class _Trainer:
                 order = self.rng.permutation(len(self.train))
                 model.train()
                 for s in bar.track(range(steps), f"epoch {self.epoch + 1}"):
-                    context, candidates, users, history, profile = self._fitb_batch(
-                        order[s * config.batch_size:(s + 1) * config.batch_size])
-                    scores = model.fitb(context, candidates, users, history, profile)
+                    batch = self._fitb_batch(order[s * config.batch_size:(s + 1) * config.batch_size])
+                    scores = model.fitb(*batch)
                     loss = F.cross_entropy(scores, torch.zeros(len(scores), dtype=torch.long))
                     taste = self._taste_batch() if model.config.personal else None
                     if taste is not None:

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ import torch
 
 from modiste.data import Dataset
 from modiste.eval.ranking import evaluate_ranking
+from modiste.config import with_overrides
 from modiste.io import atomic_path, write_json
 from modiste.progress import Progress
 from modiste.rec import MODELS
@@ -73,8 +74,8 @@ def train_recommender(model: str, data_dir: str | Path, run_dir: str | Path, mod
     run_dir = Path(run_dir)
     ds = Dataset(data_dir)
     cls = MODELS[model]
-    model_config = _with(cls.Config(), model_overrides)
-    train_config = _with(DEFAULT_TRAINING[model], train_overrides)
+    model_config = with_overrides(cls.Config(), model_overrides)
+    train_config = with_overrides(DEFAULT_TRAINING[model], train_overrides)
     spec = {"model": model, "model_config": asdict(model_config), "train_config": asdict(train_config),
             "data": {"path": str(Path(data_dir).resolve()), "name": ds.name}}
     if (run_dir / RUN).exists() and resume:
@@ -193,16 +194,3 @@ def _subsample(held, n_users: int, seed: int):
     keep = np.isin(held.pair_users, np.random.default_rng(seed).choice(users, size=n_users, replace=False))
     held.pair_users, held.pair_items = held.pair_users[keep], held.pair_items[keep]
     return held
-
-
-def _with(config, overrides: dict | None):
-    if not overrides:
-        return type(config)(**asdict(config))
-    known = {f.name for f in fields(config)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(sorted(unknown))} for {type(config).__name__}; "
-                         f"known: {', '.join(sorted(known))}")
-    return type(config)(**{**asdict(config), **overrides})
-
-
