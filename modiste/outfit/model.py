@@ -15,6 +15,7 @@
   means, so that training on an item the user already has teaches nothing false.
 
 Fill-in-the-blank ranks candidates c by score(user, context + c): the terms of the context cancel.
+The blank's category is part of the question, so candidates of another category rank last.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 from modiste.io import atomic_path, write_json
 
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
+CATEGORY_MISMATCH = 1e4  # far beyond any score the model gives
 
 
 @dataclass
@@ -80,8 +82,6 @@ class OutfitModel(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.summary = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.compat_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
-        # FITB names the blank's category: a candidate of another category loses this much.
-        self.category_match = nn.Parameter(torch.zeros(()))
 
         self.users = nn.Embedding(n_users + 1, d, padding_idx=0)  # row 0: an unknown user
         nn.init.normal_(self.users.weight, std=0.02)
@@ -155,7 +155,8 @@ class OutfitModel(nn.Module):
         n, c = candidates.shape
         outfits = torch.cat([context[:, None, :].expand(n, c, -1), candidates[:, :, None]], dim=2)
         scores = self.compatibility(outfits.reshape(n * c, -1)).reshape(n, c)
-        scores = scores + self.category_match * (self.item_category[candidates.clamp(min=0)] == category[:, None])
+        # The blank's category is given: a candidate of another category ranks below every one of it.
+        scores = scores - CATEGORY_MISMATCH * (self.item_category[candidates.clamp(min=0)] != category[:, None])
         if users is not None:
             scores = scores + self.taste(users, history, profile, candidates)
         return scores.masked_fill(candidates < 0, -torch.inf)

@@ -1,9 +1,10 @@
 """Train the outfit model into a run directory, with early stopping, checkpoints and resume.
 
 Each step takes a batch of training outfits, blanks one item of each, and asks the model to pick
-the true item among `negatives` others: three quarters of the blank's category (the hard case,
-where only taste and the finer points of compatibility help), a quarter of any category; each
-half from the whole catalogue, half from the items people used in training.
+the true item among `negatives` others of the blank's category (the model ranks candidates of
+another category last, since a question names the blank's category): half from the whole
+catalogue, half from the items people used in training, so that only taste and the finer points
+of compatibility tell them apart.
 The loss is the cross-entropy of that choice, scored with the user's taste, plus a BPR loss
 that teaches the taste term the users' histories (an item of theirs over an item of the same
 category they never had). Swapping one item of a real outfit is exactly the corruption a
@@ -123,12 +124,7 @@ class _Trainer:
         keep[np.arange(n), blank] = False
         context = rows[keep].reshape(n, width - 1)
         category = data.item_category[answer]
-        n_same = cfg.negatives - cfg.negatives // 4  # a quarter of any category
-        n_any = cfg.negatives - n_same
-        negatives = np.concatenate([self._same_category(category, n_same),
-                                    self.rng.integers(data.n_items, size=(n, n_any // 2)),
-                                    self.used.items[self.rng.integers(len(self.used.items), size=(n, n_any - n_any // 2))]],
-                                   axis=1)
+        negatives = self._same_category(category, cfg.negatives)
         negatives[negatives == answer[:, None]] = -1
         candidates = np.concatenate([answer[:, None], negatives], axis=1)
         users = self.train.users[idx]
