@@ -8,6 +8,8 @@ WORLD ?= data/world-default
 PRESET ?= default
 SEED ?= 0
 RUN_DIR ?= data/runs/bpr-default
+OUTFIT_RUN ?= data/runs/outfit-default
+OUTFIT_MINUTES ?= 4
 SHOW_USER ?= u00042
 
 .PHONY: run test install world clean
@@ -31,13 +33,20 @@ world: $(WORLD)/manifest.json
 $(RUN_DIR)/best/model.json: $(WORLD)/manifest.json
 	$(BIN)/modiste train rec --model bpr --data $(WORLD) --out $(RUN_DIR)
 
-run: install world $(RUN_DIR)/best/model.json
+# The outfit model, trained once (a few minutes of training on one thread) and reused.
+$(OUTFIT_RUN)/best/model.json: $(WORLD)/manifest.json
+	$(BIN)/modiste train outfit --data $(WORLD) --out $(OUTFIT_RUN) --train-set max_minutes=$(OUTFIT_MINUTES)
+
+run: install world $(RUN_DIR)/best/model.json $(OUTFIT_RUN)/best/model.json
 	$(BIN)/modiste info $(WORLD)
 	$(BIN)/modiste show $(WORLD) --out $(WORLD)-items.png
 	$(BIN)/modiste show $(WORLD) --persons -n 18 --out $(WORLD)-persons.png
 	$(BIN)/modiste eval rec --run $(RUN_DIR)
 	$(BIN)/modiste recommend --run $(RUN_DIR) --user $(SHOW_USER) -k 10
 	$(BIN)/modiste show recs --run $(RUN_DIR) --user $(SHOW_USER) --out $(RUN_DIR)-$(SHOW_USER).png
+	$(BIN)/modiste outfit --run $(OUTFIT_RUN) --user $(SHOW_USER) --categories top,trousers,shoes,bag
+	$(BIN)/modiste show outfit --run $(OUTFIT_RUN) --user $(SHOW_USER) --categories top,trousers,shoes,bag \
+		--out $(OUTFIT_RUN)-$(SHOW_USER).png
 
 test: install
 	$(BIN)/python -m pytest -q
