@@ -237,6 +237,15 @@ def _settings(pairs: list[str]) -> dict:
     return settings
 
 
+def _overrides(model_set: list[str] | None, train_set: list[str] | None,
+               epochs: int | None) -> tuple[dict | None, dict | None]:
+    """(model settings, training settings) from --set, --train-set and --epochs; None where empty."""
+    train = _settings(train_set or [])
+    if epochs is not None:
+        train["epochs"] = epochs
+    return _settings(model_set or []) or None, train or None
+
+
 @train_app.command("rec")
 def train_rec(
     model: Annotated[str, typer.Option(help="pop | bpr | vbpr | dvbpr")],
@@ -252,12 +261,10 @@ def train_rec(
     from modiste.rec.train import train_recommender
 
     _open(data)
-    train_overrides = _settings(train_set or [])
-    if epochs is not None:
-        train_overrides["epochs"] = epochs
+    model_overrides, train_overrides = _overrides(set_, train_set, epochs)
     try:
-        train_recommender(model, data, out, model_overrides=_settings(set_ or []) or None,
-                          train_overrides=train_overrides or None, resume=resume, progress=not quiet)
+        train_recommender(model, data, out, model_overrides=model_overrides, train_overrides=train_overrides,
+                          resume=resume, progress=not quiet)
     except ValueError as e:
         _fail(str(e))
     metrics = json.loads((out / "metrics.json").read_text())
@@ -354,12 +361,10 @@ def train_outfit_(
     from modiste.outfit.train import train_outfit
 
     _open(data)
-    train_overrides = _settings(train_set or [])
-    if epochs is not None:
-        train_overrides["epochs"] = epochs
+    model_overrides, train_overrides = _overrides(set_, train_set, epochs)
     try:
-        train_outfit(data, out, model_overrides=_settings(set_ or []) or None,
-                     train_overrides=train_overrides or None, resume=resume, progress=not quiet)
+        train_outfit(data, out, model_overrides=model_overrides, train_overrides=train_overrides,
+                     resume=resume, progress=not quiet)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     metrics = json.loads((out / "metrics.json").read_text())
