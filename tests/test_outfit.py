@@ -96,12 +96,29 @@ def test_model_beats_every_baseline_on_hard_personalized_fitb(trained, world):
     assert len(q) >= 100
     baselines = {"random": accuracy(B.random_scorer(), q), "popularity": accuracy(B.popularity_scorer(data), q),
                  "category match": accuracy(B.category_scorer(data), q),
-                 "history similarity": accuracy(B.history_scorer(data, dataset_features(ds)), q)}
+                 "history similarity": accuracy(B.history_scorer(data, dataset_features(ds)), q),
+                 "user-based CF": accuracy(B.user_cf_scorer(data), q)}
     mine = accuracy(model_fitb_scorer(model, data, personal=True), q)
     print(f"hard PFITB accuracy: model {mine:.4f}, baselines {baselines}")
     # Measured with these settings: model 0.70-0.72 over training seeds 0-2 (0.64-0.66 with an earlier
     # taste term); popularity 0.48, the others about 1/5. A model trained 2 epochs scores about 0.4.
     assert mine >= max(baselines.values()) + 0.08, (mine, baselines)
+
+
+def test_user_based_cf_sums_the_similarity_of_the_candidates_other_users(world):
+    _, data = world
+    q = data.questions("test", "hard").take(np.arange(40))
+    indptr, items = data.history
+    n_cat = len(data.categories)
+    sets = [set(items[indptr[u * n_cat]:indptr[(u + 1) * n_cat]].tolist()) for u in range(data.n_users)]
+    expected = np.zeros(q.candidates.shape)
+    for n, (user, candidates) in enumerate(zip(q.users, q.candidates)):
+        for k, c in enumerate(candidates):
+            expected[n, k] = sum(len(sets[user] & sets[v]) / np.sqrt(max(len(sets[user]) * len(sets[v]), 1))
+                                 for v in range(data.n_users) if v != user and c in sets[v])
+            if data.item_category[c] != q.category[n]:
+                expected[n, k] = -1.0
+    np.testing.assert_allclose(B.user_cf_scorer(data)(q), expected)
 
 
 def test_model_tells_real_outfits_from_swapped_ones(trained, world):
@@ -211,10 +228,13 @@ def test_resume_continues_where_training_stopped(tiny_world, trained, tmp_path):
     run = tmp_path / "run"
     train_outfit(tiny_world, run, train_overrides={"epochs": 2, **ONE_THREAD}, progress=False)
     train_outfit(tiny_world, run, train_overrides={"epochs": 4, **ONE_THREAD}, progress=False)
-    history = json.loads((run / METRICS).read_text())["history"]
+    log = json.loads((run / METRICS).read_text())["history"]
+    collaborative = [row["epoch"] for row in log if row["stage"] == "collaborative"]
+    assert collaborative == list(range(1, len(collaborative) + 1))  # the first stage ran once, not again
+    history = [row for row in log if row["stage"] == "joint"]
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     # The same seed trained straight through: the resumed run restored its weights, optimizer and draws.
-    straight = json.loads((trained[1] / METRICS).read_text())["history"][:4]
+    straight = [row for row in json.loads((trained[1] / METRICS).read_text())["history"] if row["stage"] == "joint"][:4]
     for key in ("loss", "valid_accuracy"):
         assert [row[key] for row in history] == pytest.approx([row[key] for row in straight], rel=1e-5)
 
@@ -340,7 +360,9 @@ def test_release_without_images_trains(release, tmp_path):
     q = data.questions("test", "release")
     scores = model_fitb_scorer(model, data)(q)
     assert scores.shape == q.candidates.shape and np.isfinite(scores).all()
-    assert len(json.loads((tmp_path / "run" / METRICS).read_text())["history"]) == 2
+    log = json.loads((tmp_path / "run" / METRICS).read_text())["history"]
+    assert sum(row["stage"] == "joint" for row in log) == 2
+    assert any(row["stage"] == "collaborative" for row in log)  # the release's users have histories
 
 
 def test_cli_bench_on_a_release(release, tmp_path, one_cpu):

@@ -5,6 +5,9 @@
 - category match: 1 if the candidate has the blank's category, else 0 (ties split evenly).
 - history similarity: cosine between the candidate and the mean of the user's history in the
   blank's category, over item features (image features where there are images).
+- user-based CF: the summed cosine similarity (over the sets of items in their histories) to the
+  user of the other users who had the candidate, among candidates of the blank's category:
+  collaborative filtering with no training.
 - oracle (synthetic world only): the score with which the world's users filled the blank.
 """
 
@@ -39,6 +42,41 @@ def history_scorer(data: OutfitData, features: np.ndarray, length: int = 10) -> 
         mean = np.where((history >= 0)[..., None], unit[history.clip(min=0)], 0.0).sum(1)
         mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
         return np.einsum("ncd,nd->nc", unit[q.candidates.clip(min=0)], mean)
+
+    return score
+
+
+def user_cf_scorer(data: OutfitData) -> FitbScorer:
+    """User-based collaborative filtering over the users' histories (every category)."""
+    indptr, items = data.history  # keys (user, category) in user order: a user's items are contiguous
+    n_cat = len(data.categories)
+    user_start = indptr[::n_cat]
+    owners = np.repeat(np.arange(data.n_users), np.diff(user_start))
+    by_item = np.argsort(items, kind="stable")
+    holders = owners[by_item]  # users of each item, grouped by item
+    item_start = np.zeros(data.n_items + 1, np.int64)
+    np.cumsum(np.bincount(items, minlength=data.n_items), out=item_start[1:])
+    size = np.diff(user_start).astype(np.float64)
+
+    def users_of(item: int) -> np.ndarray:
+        return holders[item_start[item]:item_start[item + 1]]
+
+    def similarities(user: int) -> np.ndarray:
+        mine = items[user_start[user]:user_start[user + 1]]
+        shared = np.bincount(np.concatenate([users_of(i) for i in mine] or [np.zeros(0, np.int64)]),
+                             minlength=data.n_users).astype(np.float64)
+        shared[user] = 0.0
+        return shared / np.sqrt(np.maximum(size[user] * size, 1.0))
+
+    def score(q: Questions) -> np.ndarray:
+        out = np.zeros(q.candidates.shape)
+        for n, user in enumerate(q.users):
+            if user < 0:
+                continue
+            sim = similarities(int(user))
+            out[n] = [sim[users_of(c)].sum() if c >= 0 else 0.0 for c in q.candidates[n]]
+        # The blank's category is known: a candidate of another one ranks last.
+        return np.where(data.item_category[q.candidates.clip(min=0)] == q.category[:, None], out, -1.0)
 
     return score
 

@@ -9,6 +9,9 @@
 - compatibility: a transformer encoder without positions (the outfit is a set) reads the items
   and a learned summary token; a linear head on that token gives the score. Attention between
   items whose embeddings carry their category makes every pairwise judgement type-aware.
+  Beside it, a small MLP scores each pair of items (symmetric: it reads a*b and a+b), and the
+  mean over the outfit's pairs is added: how well two things go together is most of what makes an
+  outfit, and this term learns it directly where the transformer has to find it.
 - taste(user, item): <u, W item>, with u = a learned user embedding (where the user is known)
   + A · mean of the user's history in the item's category (DiFashion's personal condition)
   + B · mean of their history over all categories. The item being scored is left out of those
@@ -42,6 +45,7 @@ class OutfitConfig:
     layers: int = 2
     heads: int = 4
     dropout: float = 0.1
+    pairwise: bool = True  # add the mean of a learned score of each pair of items to the transformer's
     images: bool = True  # use image features where the dataset has images
     attributes: bool = True  # use attribute values where the dataset has them
     ids: bool = True  # an id embedding for items seen at least min_count times in training
@@ -82,6 +86,8 @@ class OutfitModel(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.summary = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.compat_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
+        if config.pairwise:
+            self.pair = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
 
         self.users = nn.Embedding(n_users + 1, d, padding_idx=0)  # row 0: an unknown user
         nn.init.normal_(self.users.weight, std=0.02)
@@ -119,10 +125,21 @@ class OutfitModel(nn.Module):
 
     def compatibility(self, outfits: torch.Tensor) -> torch.Tensor:
         """(N, L) item rows, -1 padded -> (N,) compatibility."""
-        x = self.encode(outfits)
-        x = torch.cat([self.summary.expand(len(x), 1, -1), x], dim=1)
+        items = self.encode(outfits)
+        x = torch.cat([self.summary.expand(len(items), 1, -1), items], dim=1)
         pad = torch.cat([torch.zeros(len(x), 1, dtype=torch.bool), outfits < 0], dim=1)
-        return self.compat_head(self.encoder(x, src_key_padding_mask=pad)[:, 0]).squeeze(-1)
+        score = self.compat_head(self.encoder(x, src_key_padding_mask=pad)[:, 0]).squeeze(-1)
+        if self.config.pairwise:
+            score = score + self._pair_scores(items, outfits >= 0)
+        return score
+
+    def _pair_scores(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """The mean over an outfit's pairs of items of a learned, symmetric pair score: (N, L, d) -> (N,)."""
+        i, j = torch.triu_indices(x.shape[1], x.shape[1], offset=1)
+        a, b = x[:, i], x[:, j]
+        pair = self.pair(torch.cat([a * b, a + b], dim=-1)).squeeze(-1)
+        real = (present[:, i] & present[:, j]).float()
+        return (pair * real).sum(1) / real.sum(1).clamp(min=1)
 
     def taste(self, users: torch.Tensor, history: torch.Tensor, profile: torch.Tensor,
               items: torch.Tensor) -> torch.Tensor:
@@ -135,16 +152,29 @@ class OutfitModel(nn.Module):
     def taste_terms(self, users: torch.Tensor, history: torch.Tensor, profile: torch.Tensor,
                     items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(taste (N, C), squared norm of the free embeddings used, for their L2 penalty)."""
-        u = self.users(users + 1) if self.config.user_ids else torch.zeros(len(users), self.config.dim)
-        penalty = u.pow(2).sum()
-        u = u[:, None, :] + self.from_history(_mean_without(self.encode(history), history, items))
+        u = self.from_history(_mean_without(self.encode(history), history, items))
         u = u + self.from_profile(_mean_without(self.encode(profile), profile, items))
         item = self.taste_item(self.encode(items))
+        free_user, free_item, penalty = self._free_factors(users, items)
+        return ((u + free_user) * (item + free_item)).sum(-1) * (items >= 0), penalty
+
+    def collaborative_taste(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The matrix-factorisation part of the taste alone: users (N,) x items (N, C) -> ((N, C),
+        squared norm of the embeddings used). Training learns it first, on its own."""
+        free_user, free_item, penalty = self._free_factors(users, items)
+        return (free_user * free_item).sum(-1) * (items >= 0), penalty
+
+    def _free_factors(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(user factors (N, 1, d), item factors (N, C, d), their squared norm); zeros where the
+        model has none (user_ids or ids off)."""
+        user, item, penalty = torch.zeros(len(users), 1, self.config.dim), torch.zeros(()), torch.zeros(())
+        if self.config.user_ids:
+            user = self.users(users + 1)[:, None, :]
+            penalty = penalty + user.pow(2).sum()
         if self.config.ids:
-            free = self.taste_ids(self.id_slot[items.clamp(min=0)])
-            item = item + free
-            penalty = penalty + free.pow(2).sum()
-        return (u * item).sum(-1) * (items >= 0), penalty
+            item = self.taste_ids(self.id_slot[items.clamp(min=0)])
+            penalty = penalty + item.pow(2).sum()
+        return user, item, penalty
 
     def fitb(self, context: torch.Tensor, candidates: torch.Tensor, category: torch.Tensor,
              users: torch.Tensor | None = None, history: torch.Tensor | None = None,

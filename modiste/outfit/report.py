@@ -67,6 +67,7 @@ def outfit_report(data_dir: str | Path, out: str | Path, run_dir: str | Path | N
         row("popularity", "FITB", B.popularity_scorer(data), B.popularity_compatibility(data, compat_outfits)),
         row("category match", "FITB", B.category_scorer(data), None),
         row(f"history similarity ({feature_name})", "PFITB", B.history_scorer(data, features), None),
+        row("user-based CF", "PFITB", B.user_cf_scorer(data), None),
     ]
     if oracle is not None:
         oracle_compat = B.oracle_compatibility(oracle, compat_outfits)
@@ -77,15 +78,19 @@ def outfit_report(data_dir: str | Path, out: str | Path, run_dir: str | Path | N
              row("modiste outfit model", "PFITB", model_fitb_scorer(model, data, personal=True), model_compat)]
 
     outfits = outfit_table(model, data, oracle, features, outfit_users)
+    log = metrics.get("history", [])
+    collaborative = [r for r in log if r.get("stage") == "collaborative"]
+    joint = [r for r in log if r.get("stage", "joint") == "joint"]
     report = {
         "dataset": ds.name, "rows": rows, "outfits": outfits,
         "sets": {name: {"questions": len(q), "kind": kind, "sha256": _checksum(q.candidates)}
                  for (name, kind), q in zip(data.question_kinds().items(), tests.values())}
         | {"compatibility": {"questions": len(compat), "sha256": _checksum(compat_outfits)}},
         "personalization_features": feature_name,
-        "training": {"wall_s": round(wall, 1), "train_s": metrics.get("history", [{}])[-1].get("train_seconds"),
-                     "epochs": len(metrics.get("history", [])), "best_valid_accuracy": metrics.get("best_valid_accuracy"),
-                     "run": str(run_dir)},
+        "training": {"wall_s": round(wall, 1), "train_s": joint[-1]["train_seconds"] if joint else None,
+                     "collaborative_s": collaborative[-1]["seconds"] if collaborative else None,
+                     "collaborative_epochs": len(collaborative), "epochs": len(joint),
+                     "best_valid_accuracy": metrics.get("best_valid_accuracy"), "run": str(run_dir)},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load": [round(x, 2) for x in os.getloadavg()]},
     }
@@ -154,8 +159,9 @@ def markdown(report: dict) -> str:
                      f"{fmt(r['personalization'])} | {fmt(r.get('utility_oracle'))} |")
     sets = ", ".join(f"{k}: {v['questions']} questions" for k, v in report["sets"].items())
     lines += ["", f"Test sets: {sets}. Personalization: cosine to the user's history in the item's category, "
-                  f"over {report['personalization_features']}. Training: {report['training']['epochs']} epochs, "
-                  f"{report['training']['train_s']} s. Load average {report['machine']['load']}.", ""]
+                  f"over {report['personalization_features']}. Training: {report['training']['collaborative_epochs']} "
+                  f"epochs of collaborative taste ({report['training']['collaborative_s']} s), then "
+                  f"{report['training']['epochs']} joint epochs ({report['training']['train_s']} s). Load average {report['machine']['load']}.", ""]
     return "\n".join(lines)
 
 

@@ -1,17 +1,22 @@
 """Train the outfit model into a run directory, with early stopping, checkpoints and resume.
 
-Each step takes a batch of training outfits, blanks one item of each, and asks the model to pick
-the true item among `negatives` others of the blank's category (the model ranks candidates of
-another category last, since a question names the blank's category): half from the whole
-catalogue, half from the items people used in training, so that only taste and the finer points
-of compatibility tell them apart.
-The loss is the cross-entropy of that choice, scored with the user's taste, plus a BPR loss
-that teaches the taste term the users' histories (an item of theirs over an item of the same
-category they never had). Swapping one item of a real outfit is exactly the corruption a
-compatibility model is trained against, so the same loss teaches compatibility.
+Two stages:
+
+1. collaborative: the taste's free user and item factors alone, as matrix factorisation with a BPR
+   loss on the users' histories (an item of theirs over an item of the same category they never
+   had), early-stopped on the validation questions; then frozen.
+2. joint: each step takes a batch of training outfits, blanks one item of each, and asks the model
+   to pick the true item among `negatives` others of the blank's category (the model ranks
+   candidates of another category last, since a question names the blank's category): half from
+   the whole catalogue, half from the items people used in training, so that only taste and the
+   finer points of compatibility tell them apart. The loss is the cross-entropy of that choice,
+   scored with the user's taste, plus the BPR loss on histories through the whole taste term.
+   Swapping one item of a real outfit is exactly the corruption a compatibility model is trained
+   against, so the same loss teaches compatibility.
 
 The run directory has the layout of a ranking run: run.json, state.pt (atomic, every epoch and
-every `checkpoint_every_s`), best/ (the best validation accuracy), metrics.json, log.txt.
+every `checkpoint_every_s`; a run killed in the short first stage redoes it), best/ (the best
+validation accuracy), metrics.json, log.txt.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from modiste.data import Dataset
 from modiste.io import atomic_path, write_json
 from modiste.outfit.data import OutfitData
 from modiste.outfit.evaluate import fitb_accuracy, model_fitb_scorer
-from modiste.outfit.model import OutfitConfig, OutfitModel, build_model
+from modiste.outfit.model import CATEGORY_MISMATCH, OutfitConfig, OutfitModel, build_model
 from modiste.progress import Progress
 from modiste.vision.encoder import dataset_features
 
@@ -48,7 +53,8 @@ class OutfitTrainConfig:
     weight_decay: float = 1e-4
     taste_batch: int = 4096  # history pairs per step for the taste loss (0: none)
     taste_weight: float = 1.0
-    taste_lr_scale: float = 5.0  # the free user and item taste embeddings learn this much faster
+    taste_epochs: int = 40  # the collaborative stage, before the rest (0: none; it then trains jointly)
+    taste_lr: float = 3e-3
     patience: int = 4
     max_minutes: float | None = 20.0
     checkpoint_every_s: float = 60.0
@@ -132,33 +138,52 @@ class _Trainer:
         profile = data.profile(users, mcfg.profile_len)
         return tuple(torch.from_numpy(a) for a in (context, candidates, category, users, history, profile))
 
-    def _taste_batch(self) -> tuple[torch.Tensor, ...] | None:
+    def _history_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """taste_batch (user, category, (item of theirs, item of that category they never had)),
+        the negative half from the catalogue and half from the used items."""
         indptr, items = self.data.history
         if not len(items) or not self.config.taste_batch:
             return None
-        data, mcfg = self.data, self.model.config
+        n_cat = len(self.data.categories)
         at = self.rng.integers(len(items), size=self.config.taste_batch)
         keys = np.searchsorted(indptr, at, side="right") - 1
-        users, category = keys // len(data.categories), keys % len(data.categories)
+        users, category = keys // n_cat, keys % n_cat
         negatives = np.where(self.rng.random(len(at)) < 0.5, self.catalogue.sample(category, 1, self.rng)[:, 0],
                              self.used.sample(category, 1, self.rng)[:, 0])
-        pairs = np.stack([items[at], negatives], axis=1)
-        history = data.user_history(users, category, mcfg.history_len)
-        profile = data.profile(users, mcfg.profile_len)
-        return tuple(torch.from_numpy(a) for a in (users, history, profile, pairs))
+        return users, category, np.stack([items[at], negatives], axis=1)
+
+    def _taste_loss(self) -> torch.Tensor:
+        """BPR on the users' histories through the whole taste term (0 without histories)."""
+        drawn = self._history_pairs()
+        if drawn is None:
+            return torch.zeros(())
+        users, category, pairs = drawn
+        mcfg = self.model.config
+        t, penalty = self.model.taste_terms(
+            torch.from_numpy(users), torch.from_numpy(self.data.user_history(users, category, mcfg.history_len)),
+            torch.from_numpy(self.data.profile(users, mcfg.profile_len)), torch.from_numpy(pairs))
+        return F.softplus(t[:, 1] - t[:, 0]).mean() + mcfg.taste_l2 * penalty / len(t)
 
     # ------------------------------------------------------------------ loop
 
+    @property
+    def collaborative(self) -> bool:
+        """Whether the taste's user and item factors are learned first, alone, then frozen."""
+        m = self.model.config
+        return (self.config.taste_epochs > 0 and m.personal and m.user_ids and m.ids
+                and len(self.data.history[1]) > 0 and self.config.taste_batch > 0)
+
     def run(self, resume: bool) -> None:
         model, config = self.model, self.config
-        # The taste embeddings are rows that a step touches rarely (collaborative filtering's
-        # factors): they get a larger step and their own L2 (taste_l2) instead of weight decay.
-        free = [model.users.weight, model.taste_ids.weight]
-        rest = [p for p in model.parameters() if all(p is not f for f in free)]
-        optimizer = torch.optim.AdamW([{"params": rest},
-                                       {"params": free, "lr": config.lr * config.taste_lr_scale, "weight_decay": 0.0}],
+        restored = resume and (self.run_dir / STATE).exists()
+        if self.collaborative:
+            if not restored:
+                self._collaborative_stage()
+            for weight in self._collaborative_weights():
+                weight.requires_grad_(False)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                       lr=config.lr, weight_decay=config.weight_decay)
-        if resume and (self.run_dir / STATE).exists():
+        if restored:
             self._restore(optimizer)
         steps = max(1, math.ceil(len(self.train) / config.batch_size))
         last_checkpoint = time.monotonic()
@@ -172,12 +197,8 @@ class _Trainer:
                     batch = self._fitb_batch(order[s * config.batch_size:(s + 1) * config.batch_size])
                     scores = model.fitb(*batch)
                     loss = F.cross_entropy(scores, torch.zeros(len(scores), dtype=torch.long))
-                    taste = self._taste_batch() if model.config.personal else None
-                    if taste is not None:
-                        t_users, t_history, t_profile, pairs = taste
-                        t, penalty = model.taste_terms(t_users, t_history, t_profile, pairs)
-                        loss = loss + config.taste_weight * (F.softplus(t[:, 1] - t[:, 0]).mean()
-                                                             + model.config.taste_l2 * penalty / len(t))
+                    if model.config.personal:
+                        loss = loss + config.taste_weight * self._taste_loss()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -194,6 +215,59 @@ class _Trainer:
                 self._checkpoint(optimizer)
                 last_checkpoint = time.monotonic()
 
+    def _collaborative_weights(self) -> list[torch.nn.Parameter]:
+        m = self.model
+        return [m.users.weight, m.taste_ids.weight]
+
+    def _collaborative_stage(self) -> None:
+        """Matrix factorisation on the users' histories (BPR), alone and early-stopped on the
+        validation questions. Trained jointly with the rest, these free factors overfit long before
+        compatibility has converged (on Polyvore-U the taste loss fell to 0.2 while validation fell);
+        learned first and then frozen, they keep their best."""
+        model, config = self.model, self.config
+        free = self._collaborative_weights()
+        optimizer = torch.optim.Adam(free, lr=config.taste_lr)
+        steps = max(1, math.ceil(len(self.data.history[1]) / config.taste_batch))
+        best, bad, best_weights = -math.inf, 0, [w.detach().clone() for w in free]
+        start = time.perf_counter()
+        for epoch in range(config.taste_epochs):
+            losses = []
+            for _ in range(steps):
+                users, _, pairs = self._history_pairs()
+                t, penalty = model.collaborative_taste(torch.from_numpy(users), torch.from_numpy(pairs))
+                loss = F.softplus(t[:, 1] - t[:, 0]).mean() + model.config.taste_l2 * penalty / len(t)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+            accuracies = self._validate_collaborative()
+            accuracy = float(np.mean(list(accuracies.values()))) if accuracies else math.nan
+            improved = not accuracy <= best  # NaN (no validation questions): keep the latest
+            if improved:
+                best, bad, best_weights = accuracy, 0, [w.detach().clone() for w in free]
+            else:
+                bad += 1
+            self._log({"stage": "collaborative", "epoch": epoch + 1, "loss": float(np.mean(losses)),
+                       "valid_accuracy": accuracy, **{f"valid_{k}": v for k, v in accuracies.items()}, "best": improved,
+                       "seconds": round(time.perf_counter() - start, 2)})
+            if bad >= config.patience:
+                break
+        with torch.no_grad():
+            for w, b in zip(free, best_weights):
+                w.copy_(b)
+
+    def _validate_collaborative(self) -> dict[str, float]:
+        model, accuracies = self.model, {}
+        with torch.no_grad():
+            for name, q in self.valid.items():
+                if not len(q):
+                    continue
+                candidates = torch.from_numpy(q.candidates)
+                scores, _ = model.collaborative_taste(torch.from_numpy(q.users), candidates)
+                wrong = model.item_category[candidates.clamp(min=0)] != torch.from_numpy(q.category)[:, None]
+                accuracies[name] = fitb_accuracy((scores - CATEGORY_MISMATCH * wrong).numpy(), q.candidates, q.answer)
+        return accuracies
+
     def _validate(self) -> dict[str, float]:
         score = model_fitb_scorer(self.model, self.data, personal=self.model.config.personal)
         return {name: fitb_accuracy(score(q), q.candidates, q.answer) for name, q in self.valid.items() if len(q)}
@@ -208,14 +282,17 @@ class _Trainer:
             self.model.save(self.run_dir / BEST)
         else:
             self.bad_epochs += 1
-        row = {"epoch": self.epoch + 1, "loss": loss, "valid_accuracy": accuracy,
+        row = {"stage": "joint", "epoch": self.epoch + 1, "loss": loss, "valid_accuracy": accuracy,
                **{f"valid_{k}": v for k, v in accuracies.items()}, "best": improved,
                "seconds": round(seconds, 2), "train_seconds": round(self.train_seconds, 2)}
+        self._log(row)
+        return accuracy
+
+    def _log(self, row: dict) -> None:
         self.history.append(row)
         write_json(self.run_dir / METRICS, {"history": self.history, "best_valid_accuracy": self.best})
         with open(self.run_dir / LOG, "a") as log:
             log.write(json.dumps(row) + "\n")
-        return accuracy
 
     def _checkpoint(self, optimizer) -> None:
         state = {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -138,6 +138,8 @@ def load_model(directory: str | Path) -> Recommender:
     if not (directory / CONFIG).exists():
         raise FileNotFoundError(f"{directory} holds no saved model ({CONFIG} is missing)")
     meta = json.loads((directory / CONFIG).read_text())
+    if meta.get("model") not in MODELS:
+        raise ValueError(f"{directory} holds no ranking model (train one with `modiste train rec`)")
     cls = MODELS[meta["model"]]
     known = {f.name for f in fields(cls.Config)}
     config = cls.Config(**{k: v for k, v in meta["config"].items() if k in known})
