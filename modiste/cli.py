@@ -494,6 +494,124 @@ def bench_outfit(
     console.print(f"wrote {out / 'report.json'} ({len(report['rows'])} rows)")
 
 
+# ---------------------------------------------------------------------------- design
+
+@train_app.command("gan")
+def train_gan_(
+    data: Annotated[Path, typer.Option(help="dataset directory (with images)")],
+    out: Annotated[Path, typer.Option(help="run directory (resumed if it holds an unfinished run)")],
+    epochs: Annotated[int | None, typer.Option(help="at most this many epochs")] = None,
+    minutes: Annotated[float | None, typer.Option(help="stop after this many minutes of training (default 30)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="a network setting, e.g. --set g_width=32")] = None,
+    train_set: Annotated[list[str] | None, typer.Option("--train-set", help="a training setting, e.g. --train-set batch_size=32")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the run's last checkpoint")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train the category-conditional GAN (LSGAN) on a dataset's pictures; a sample sheet per epoch in the run."""
+    from modiste.design.train import METRICS, train_gan
+
+    _open(data)
+    model_overrides, train_overrides = _overrides(set_, train_set, epochs)
+    if minutes is not None:
+        train_overrides = {**(train_overrides or {}), "max_minutes": minutes}
+    try:
+        gan = train_gan(data, out, model_overrides=model_overrides, train_overrides=train_overrides, resume=resume,
+                        progress=not quiet)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    metrics = json.loads((out / METRICS).read_text())
+    seconds = metrics["train_seconds"]
+    console.print(f"trained the GAN on {len(gan.categories)} categories: {metrics['images_seen']:,} pictures in "
+                  f"{seconds / 60:.1f} min ({metrics['images_seen'] / max(seconds, 1e-9):.0f} pictures/s); "
+                  f"model in {out / 'model'}, samples in {out}/samples-epoch-*.png")
+
+
+@app.command()
+def design(
+    rec_run: Annotated[Path, typer.Option("--rec-run", help="a DVBPR training run (its preference model)")],
+    gan_run: Annotated[Path, typer.Option("--gan-run", help="a GAN training run")],
+    user: Annotated[str, typer.Option(help="user id")],
+    category: Annotated[str, typer.Option(help="the category to design")],
+    out: Annotated[Path | None, typer.Option("--out", help="PNG to draw the designs (or the tailoring steps) to")] = None,
+    n: Annotated[int, typer.Option("-n", min=1, help="how many designs")] = 8,
+    item: Annotated[str | None, typer.Option(help="tailor this catalogue item to the user instead")] = None,
+    steps: Annotated[int, typer.Option(help="Adam steps on z")] = 100,
+    eta: Annotated[float, typer.Option(help="weight of the realism term (D - 1)^2")] = 1.0,
+    restarts: Annotated[int, typer.Option(min=1, help="random starts per design")] = 3,
+    seed: Annotated[int, typer.Option(help="seeds the starts")] = 0,
+    fit_steps: Annotated[int, typer.Option(help="with --item: Adam steps that fit z to the item's picture")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Design new items of a category for a user by preference maximisation in the GAN's latent space
+    (or, with --item, tailor a catalogue item to them step by step)."""
+    from modiste.design.api import design as make_design
+    from modiste.design.api import picture, to_json
+    from modiste.design.pm import PMConfig
+    from modiste.viz import save_png
+
+    config = PMConfig(steps=steps, eta=eta, restarts=restarts, seed=seed)
+    try:
+        result = make_design(rec_run, gan_run, user, category, n=n, config=config, item=item, fit_steps=fit_steps)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    if out is not None:
+        from modiste.rec.evaluate import run_dataset
+
+        save_png(picture(result, run_dataset(rec_run)), out)
+    data = to_json(result)
+    if out is not None:
+        data["picture"] = str(out)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    if "tailor" in data:
+        t = data["tailor"]
+        table = Table("step", "preference", "realism (D-1)²", title=f"{t['item_id']} tailored to {user} "
+                                                                 f"(the item itself: {t['item_score']:.3f})")
+        for s in t["steps"]:
+            table.add_row(str(s["step"]), f"{s['score']:.3f}", f"{s['realism']:.3f}")
+    else:
+        table = Table("#", "preference", "from", "realism (D-1)²", title=f"{category} designs for {user}")
+        for d in data["designs"]:
+            table.add_row(str(d["rank"]), f"{d['score']:.3f}", f"{d['start_score']:.3f}", f"{d['realism']:.3f}")
+    console.print(table)
+    if data["real"]:
+        console.print(f"the best real {category} for {user}: {data['real'][0]['item_id']} "
+                      f"(preference {data['real'][0]['score']:.3f})")
+    if out is not None:
+        console.print(f"wrote {out}")
+
+
+@bench_app.command("design")
+def bench_design(
+    data: Annotated[Path, typer.Option(help="dataset directory (a synthetic world, for the oracle)")],
+    rec_run: Annotated[Path, typer.Option("--rec-run", help="a DVBPR training run")],
+    gan_run: Annotated[Path, typer.Option("--gan-run", help="a GAN training run")],
+    out: Annotated[Path, typer.Option(help="report directory (report.json, report.md, pictures)")],
+    users: Annotated[int, typer.Option(help="users in the seeded sample")] = 30,
+    n: Annotated[int, typer.Option("-n", min=2, help="designs per user and category")] = 8,
+    steps: Annotated[int, typer.Option(help="Adam steps on z")] = 100,
+    eta: Annotated[float, typer.Option(help="weight of the realism term")] = 1.0,
+    restarts: Annotated[int, typer.Option(min=1, help="random starts per design")] = 2,
+    probe_epochs: Annotated[int, typer.Option(help="epochs of the attribute classifier")] = 6,
+    probe_items: Annotated[int, typer.Option(help="real items the attribute classifier trains on")] = 10000,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Preference maximisation against GAN samples, the top-1 recommended real item and random real
+    items: preference, oracle utility (through an attribute classifier), diversity, FID per category."""
+    from modiste.design.bench import BenchConfig, design_report
+
+    _open(data)
+    config = BenchConfig(users=users, n=n, steps=steps, eta=eta, restarts=restarts, probe_epochs=probe_epochs,
+                         probe_items=probe_items)
+    try:
+        report = design_report(data, rec_run, gan_run, out, config, progress=not quiet)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    console.print((out / "report.md").read_text())
+    console.print(f"wrote {out / 'report.json'} ({len(report['rows'])} rows)")
+
+
 def _message(error: Exception) -> str:
     """An exception's message (a KeyError's str() wraps it in quotes)."""
     return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
