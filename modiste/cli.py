@@ -612,6 +612,41 @@ def bench_design(
     console.print(f"wrote {out / 'report.json'} ({len(report['rows'])} rows)")
 
 
+# ---------------------------------------------------------------------------- the app
+
+@app.command()
+def serve(
+    data: Annotated[Path, typer.Option(help="dataset directory")],
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy database URL (default: a SQLite file DATA/app.sqlite)")] = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    rec_run: Annotated[Path | None, typer.Option("--rec-run", help="a ranking run on DATA (recommendations)")] = None,
+    outfit_run: Annotated[Path | None, typer.Option("--outfit-run", help="an outfit run on DATA (complete, compose)")] = None,
+    index: Annotated[str, typer.Option(help="top-k retrieval: flat (exact) | hnsw | ivf")] = "flat",
+    issue_token: Annotated[str | None, typer.Option("--issue-token", metavar="USER",
+                                                    help="print a new token for this dataset user and exit")] = None,
+    reset_admin_token: Annotated[bool, typer.Option(help="print a new admin token and exit")] = False,
+) -> None:
+    """Serve the app: an HTTP API over a dataset and its runs, with each shopper's feedback stored
+    (OpenAPI at /openapi.json). The first start prints the admin token."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from modiste.app import server
+    from modiste.app.index import IndexSpec
+    from modiste.app.settings import Settings
+
+    try:
+        settings = Settings(data=data, db=db, rec_run=rec_run, outfit_run=outfit_run, index=IndexSpec(kind=index))
+        if issue_token is not None:
+            print(server.issue_token(settings, issue_token))
+        elif reset_admin_token:
+            print(server.new_admin_token(settings))
+        else:
+            server.run(settings, host, port, say=lambda line: print(line, flush=True))
+    except (DatasetError, FileNotFoundError, KeyError, ValueError, SQLAlchemyError) as e:
+        _fail(_message(e))
+
+
 def _message(error: Exception) -> str:
     """An exception's message (a KeyError's str() wraps it in quotes)."""
     return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)

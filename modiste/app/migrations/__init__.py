@@ -1,0 +1,1 @@
+"""alembic migrations of the app's database (a package, so that wheels carry them)."""

@@ -1,0 +1,1 @@
+"""The HTTP routes, one module per audience: the catalogue (anyone), /me (a shopper), /admin."""
