@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from modiste.data.world.generate import generate_world
 
@@ -17,6 +18,16 @@ def private_cache(tmp_path_factory):
     mp.setenv("MODISTE_CACHE", str(tmp_path_factory.mktemp("cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Torch on one thread in every test module, as modiste trains by default: on 2 cores, two
+    threads collapse under any other load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

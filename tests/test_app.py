@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx2
 import numpy as np
 import pytest
-import torch
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
@@ -41,14 +40,6 @@ from modiste.outfit.train import train_outfit
 from modiste.rec.base import load_model
 from modiste.rec.evaluate import recommend_for
 from modiste.rec.train import BEST, train_recommender
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

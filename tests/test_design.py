@@ -25,19 +25,10 @@ GAN_FAST = {"epochs": 1, "batch_size": 16, "max_images": 64, "sheet_columns": 2}
 GAN_SMALL = {"g_width": 16, "d_width": 16, "z_dim": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def runs(tiny_world, tmp_path_factory):
     """A DVBPR run (two short epochs) and a GAN run (a few steps) on the tiny world."""
     root = tmp_path_factory.mktemp("design")
-    torch.set_num_threads(1)
     train_recommender("dvbpr", tiny_world, root / "dvbpr", progress=False,
                       model_overrides={"factors": 16, "width": 8, "hidden": 32},
                       train_overrides={"threads": 1, "epochs": 1, "batch_size": 512, "eval_users": 50})

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -40,15 +39,6 @@ ONE_THREAD = {"threads": 1}
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Scoring and composing (which set no thread count of their own) run on one thread too."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def world(tiny_world) -> tuple[Dataset, OutfitData]:
     ds = Dataset(tiny_world)
@@ -58,7 +48,6 @@ def world(tiny_world) -> tuple[Dataset, OutfitData]:
 @pytest.fixture(scope="module")
 def trained(tiny_world, tmp_path_factory) -> tuple[OutfitModel, Path]:
     """One outfit model trained for EPOCHS epochs on the tiny world, shared by the tests: (model, run dir)."""
-    torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("outfit") / "run"
     model = train_outfit(tiny_world, run, train_overrides={"epochs": EPOCHS, **ONE_THREAD}, progress=False)
     return model, run

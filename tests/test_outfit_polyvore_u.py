@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from modiste.data import Dataset, safe_pickle
 from modiste.data.importers import import_dataset
@@ -90,7 +89,6 @@ def test_hard_sets_are_reproducible_and_share_the_blanks_category(polyvore_slice
 
 
 def test_the_model_trains_on_real_ids_and_beats_chance(polyvore_slice, tmp_path):
-    torch.set_num_threads(1)
     model = train_outfit(polyvore_slice, tmp_path / "run", train_overrides={"epochs": 3, "threads": 1}, progress=False)
     data = OutfitData(Dataset(polyvore_slice))
     q = data.questions("test", "release")
