@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make run   set up, generate the default synthetic world (once) and run the main job on it
+#   make run   set up, generate the default synthetic world (once), train what the app needs (once),
+#              show a user's recommendations and outfit, then serve the app on http://$(HOST):$(PORT)
 #   make test  set up and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,6 +12,8 @@ RUN_DIR ?= data/runs/bpr-default
 OUTFIT_RUN ?= data/runs/outfit-default
 OUTFIT_MINUTES ?= 4
 SHOW_USER ?= u00042
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test install world clean
 
@@ -47,6 +50,9 @@ run: install world $(RUN_DIR)/best/model.json $(OUTFIT_RUN)/best/model.json
 	$(BIN)/modiste outfit --run $(OUTFIT_RUN) --user $(SHOW_USER) --categories top,trousers,shoes,bag
 	$(BIN)/modiste show outfit --run $(OUTFIT_RUN) --user $(SHOW_USER) --categories top,trousers,shoes,bag \
 		--out $(OUTFIT_RUN)-$(SHOW_USER).png
+	@echo "a shopper token for $(SHOW_USER) (send it as 'Authorization: Bearer <token>'):"
+	@$(BIN)/modiste serve --data $(WORLD) --issue-token $(SHOW_USER)
+	$(BIN)/modiste serve --data $(WORLD) --rec-run $(RUN_DIR) --outfit-run $(OUTFIT_RUN) --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest -q
