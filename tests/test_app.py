@@ -4,6 +4,9 @@ recommendations, shopper isolation over every route, bad input, migrations, and 
 
 One tiny BPR run and one outfit run of a single epoch are trained once for the module, on one
 torch thread; each test signs in as its own dataset users, so tests share one app and database.
+The app's tests, its migrations and the SIGKILL test run on SQLite and on a real PostgreSQL: the one
+named by $MODISTE_TEST_POSTGRES (`.ci/run` installs one from Debian's packages, starts it on loopback
+and sets it); without it those cases are skipped, saying so.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -26,7 +32,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, make_url, text
 from typer.testing import CliRunner
 
 from modiste.app import Settings, create_app
@@ -42,6 +48,31 @@ from modiste.rec.evaluate import recommend_for
 from modiste.rec.train import BEST, train_recommender
 
 
+POSTGRES = os.environ.get("MODISTE_TEST_POSTGRES")  # a URL whose user may create databases
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextmanager
+def empty_database(backend: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, empty database: a SQLite file in `folder`, or a PostgreSQL database made for
+    this use and dropped after it."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'app.sqlite'}"
+        return
+    if not POSTGRES:
+        pytest.skip("no PostgreSQL to test against: set MODISTE_TEST_POSTGRES to a URL (.ci/run does)")
+    name = f"modiste_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_world, tmp_path_factory) -> tuple[Path, Path]:
     """(a BPR run, an outfit run) on the tiny world: a few epochs each, one thread."""
@@ -53,13 +84,13 @@ def runs(tiny_world, tmp_path_factory) -> tuple[Path, Path]:
     return root / "bpr", root / "outfit"
 
 
-@pytest.fixture(scope="module")
-def server(tiny_world, runs, tmp_path_factory):
-    """(TestClient, admin headers, Dataset) over one app and database for the module."""
-    db = f"sqlite:///{tmp_path_factory.mktemp('app-db') / 'app.sqlite'}"
-    app = create_app(Settings(data=tiny_world, db=db, rec_run=runs[0], outfit_run=runs[1]))
-    with TestClient(app) as client:
-        yield client, bearer(reset_admin_token(app.state.services.db)), Dataset(tiny_world)
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request, tiny_world, runs, tmp_path_factory):
+    """(TestClient, admin headers, Dataset) over one app and database (of each backend) for the module."""
+    with empty_database(request.param, tmp_path_factory.mktemp("app-db")) as db:
+        app = create_app(Settings(data=tiny_world, db=db, rec_run=runs[0], outfit_run=runs[1]))
+        with TestClient(app) as client:
+            yield client, bearer(reset_admin_token(app.state.services.db)), Dataset(tiny_world)
 
 
 @pytest.fixture
@@ -414,15 +445,20 @@ def test_index_returns_the_best_allowed_items(kind):
 
 # ---------------------------------------------------------------------------- the database and the server
 
-def test_migrations_build_exactly_the_models_schema(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
-    db.upgrade()
-    db.upgrade()  # idempotent
-    with db.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
-    assert set(inspect(db.engine).get_table_names()) == {"alembic_version", "accounts", "feedback", "user_vectors",
-                                                         "hidden_items"}
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migrations_build_exactly_the_models_schema(backend, tmp_path):
+    with empty_database(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            db.upgrade()
+            db.upgrade()  # idempotent
+            with db.engine.connect() as connection:
+                assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+                assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert set(inspect(db.engine).get_table_names()) == {"alembic_version", "accounts", "feedback",
+                                                                 "user_vectors", "hidden_items"}
+        finally:
+            db.close()
 
 
 def test_cli_issues_shopper_and_admin_tokens(tiny_world, tmp_path):
@@ -469,8 +505,14 @@ def start_server(tiny_world: Path, rec_run: Path, db: str, port: int) -> tuple[s
     raise AssertionError("the server did not answer within 60 s")
 
 
-def test_nothing_acknowledged_is_lost_when_the_server_is_killed(tiny_world, runs, tmp_path):
-    db, port = f"sqlite:///{tmp_path / 'app.sqlite'}", free_port()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nothing_acknowledged_is_lost_when_the_server_is_killed(backend, tiny_world, runs, tmp_path):
+    with empty_database(backend, tmp_path) as db:
+        check_nothing_is_lost(tiny_world, runs, db)
+
+
+def check_nothing_is_lost(tiny_world: Path, runs: tuple[Path, Path], db: str) -> None:
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc, lines = start_server(tiny_world, runs[0], db, port)
     try:
