@@ -208,7 +208,8 @@ class OutfitModel(nn.Module):
             raise FileNotFoundError(f"{directory} holds no saved outfit model ({CONFIG} is missing)")
         saved = json.loads((directory / CONFIG).read_text())
         known = {f.name for f in fields(OutfitConfig)}
-        config = OutfitConfig(**{k: v for k, v in saved["config"].items() if k in known})
+        # Models saved before the pair term existed have none.
+        config = OutfitConfig(**{"pairwise": False, **{k: v for k, v in saved["config"].items() if k in known}})
         tensors = load_file(str(directory / WEIGHTS))
         model = cls(config, n_users=saved["n_users"], n_categories=saved["n_categories"],
                     item_category=tensors["item_category"], item_attributes=tensors["item_attributes"],

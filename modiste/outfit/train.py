@@ -25,7 +25,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +75,9 @@ def train_outfit(data_dir: str | Path, run_dir: str | Path, model_overrides: dic
             raise ValueError(f"{run_dir} is another run ({saved.get('task', saved.get('model'))} on "
                              f"'{saved['data']['name']}'); choose another --out")
         if not model_overrides:
-            model_config = OutfitConfig(**saved["model_config"])
+            model_config = OutfitConfig(**{"pairwise": False, **_known(OutfitConfig, saved["model_config"])})
         if not train_overrides:
-            train_config = OutfitTrainConfig(**saved["train_config"])
+            train_config = OutfitTrainConfig(**_known(OutfitTrainConfig, saved["train_config"]))
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / RUN, {"task": "outfit", "model_config": asdict(model_config),
                                "train_config": asdict(train_config),
@@ -93,6 +93,12 @@ def train_outfit(data_dir: str | Path, run_dir: str | Path, model_overrides: dic
     if not (run_dir / BEST).exists():  # no epoch ran (epochs=0): the untrained model is the best there is
         model.save(run_dir / BEST)
     return OutfitModel.load(run_dir / BEST)
+
+
+def _known(config_class, saved: dict) -> dict:
+    """The settings of a saved run that this version still has (a run of an older version resumes)."""
+    names = {f.name for f in fields(config_class)}
+    return {k: v for k, v in saved.items() if k in names}
 
 
 class _Trainer:
