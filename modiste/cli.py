@@ -622,7 +622,14 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     rec_run: Annotated[Path | None, typer.Option("--rec-run", help="a ranking run on DATA (recommendations)")] = None,
     outfit_run: Annotated[Path | None, typer.Option("--outfit-run", help="an outfit run on DATA (complete, compose)")] = None,
+    design_rec_run: Annotated[Path | None, typer.Option(
+        "--design-rec-run", help="a DVBPR run on DATA: the taste designs are drawn toward (with --gan-run)")] = None,
+    gan_run: Annotated[Path | None, typer.Option(
+        "--gan-run", help="a GAN run on DATA: draws the designs (with --design-rec-run)")] = None,
     index: Annotated[str, typer.Option(help="top-k retrieval: flat (exact) | hnsw | ivf")] = "flat",
+    search: Annotated[str | None, typer.Option(
+        help="free-text search: sentence (by meaning) | keyword (every word) [default: sentence where its "
+             "model's package is installed, else keyword]")] = None,
     issue_token: Annotated[str | None, typer.Option("--issue-token", metavar="USER",
                                                     help="print a new token for this dataset user and exit")] = None,
     reset_admin_token: Annotated[bool, typer.Option(help="print a new admin token and exit")] = False,
@@ -634,9 +641,11 @@ def serve(
     from modiste.app import server
     from modiste.app.index import IndexSpec
     from modiste.app.settings import Settings
+    from modiste.app.textsearch import default_search
 
     try:
-        settings = Settings(data=data, db=db, rec_run=rec_run, outfit_run=outfit_run, index=IndexSpec(kind=index))
+        settings = Settings(data=data, db=db, rec_run=rec_run, outfit_run=outfit_run, design_rec_run=design_rec_run,
+                            gan_run=gan_run, index=IndexSpec(kind=index), search=search or default_search())
         if issue_token is not None:
             print(server.issue_token(settings, issue_token))
         elif reset_admin_token:

@@ -8,17 +8,27 @@ replaces the old token. The first start creates the admin account and prints its
 
 Routes depend on `shopper` or `admin`: a missing or unknown token is a 401, the wrong role a 403.
 A shopper's routes are all under /me, so no shopper URL names another shopper.
+
+A known token is remembered for a few seconds (`TokenCache`), so a busy shopper costs no database
+read per request. Replacing a token through this server forgets every remembered one at once; a
+token replaced by another process (`modiste serve --issue-token` beside a running server) keeps
+working until its entry expires, `Settings.token_cache_seconds` at most. Unknown tokens are never
+remembered, so a new token works at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from dataclasses import dataclass
 from typing import Annotated
 
+from cachetools import TTLCache
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from modiste.app.db import Account, Database
 from modiste.data import Dataset
@@ -65,32 +75,76 @@ def reset_admin_token(db: Database) -> str:
     return token
 
 
+@dataclass(frozen=True)
+class Caller:
+    """The account a request acts for: a plain value, safe to share between requests and threads."""
+
+    id: int
+    role: str
+    user_id: str | None
+
+
+class TokenCache:
+    """token hash -> Caller, each entry for `seconds` (0: no caching); thread-safe."""
+
+    def __init__(self, db: Database, seconds: float, size: int = 100_000):
+        self.db = db
+        self._entries: TTLCache | None = TTLCache(size, seconds) if seconds > 0 else None
+        self._lock = threading.Lock()
+
+    def cached(self, token_hash: str) -> Caller | None:
+        if self._entries is None:
+            return None
+        with self._lock:
+            return self._entries.get(token_hash)
+
+    def load(self, token_hash: str) -> Caller | None:
+        """From the database (remembered when found)."""
+        with self.db.read() as s:
+            found = s.scalar(select(Account).where(Account.token_hash == token_hash))
+        if found is None:
+            return None
+        caller = Caller(found.id, found.role, found.user_id)
+        if self._entries is not None:
+            with self._lock:
+                self._entries[token_hash] = caller
+        return caller
+
+    def forget_all(self) -> None:
+        """After a token was issued or replaced here: no old token outlives its replacement."""
+        if self._entries is not None:
+            with self._lock:
+                self._entries.clear()
+
+
 _bearer = HTTPBearer(auto_error=False, description="a shopper's or the admin's token")
 
 
-def account(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Account:
+async def account(request: Request,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+    # async, and a database read only on a cache miss: the hot routes never wait for a worker thread
     if credentials is None:
         raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    db: Database = request.app.state.services.db
-    with db.read() as s:
-        found = s.scalar(select(Account).where(Account.token_hash == hash_token(credentials.credentials)))
+    tokens: TokenCache = request.app.state.services.tokens
+    token_hash = hash_token(credentials.credentials)
+    found = tokens.cached(token_hash) or await run_in_threadpool(tokens.load, token_hash)
     if found is None:
         raise HTTPException(401, "unknown or replaced token", headers={"WWW-Authenticate": "Bearer"})
     return found
 
 
-def shopper(found: Annotated[Account, Depends(account)]) -> Account:
+async def shopper(found: Annotated[Caller, Depends(account)]) -> Caller:
     if found.role != "shopper":
         raise HTTPException(403, "this route is for shoppers: use a shopper's token")
     return found
 
 
-def admin(found: Annotated[Account, Depends(account)]) -> Account:
+async def admin(found: Annotated[Caller, Depends(account)]) -> Caller:
     if found.role != "admin":
         raise HTTPException(403, "this route is for the admin: use the admin token")
     return found
 
 
-Shopper = Annotated[Account, Depends(shopper)]
-Admin = Annotated[Account, Depends(admin)]
+Shopper = Annotated[Caller, Depends(shopper)]
+Admin = Annotated[Caller, Depends(admin)]

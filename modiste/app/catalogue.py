@@ -3,7 +3,8 @@ values, keyword search, pictures as PNG, and the items an admin has hidden.
 
 Free-text search is a seam: a `Catalogue` is built with a `TextMatcher`, which turns the text into
 a score per item (NaN: no match). The one here keeps the items whose caption and description hold
-every word; the sentence-embedding matcher of the app issue plugs in at the same place.
+every word; `modiste.app.textsearch.SentenceMatcher` ranks them by meaning through a sentence-embedding
+model (`Settings.search` picks one).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class TextMatcher(Protocol):
 
 class KeywordMatcher:
     """Items whose caption or description holds every word of the query (any order, any case), all
-    scored alike so they keep catalogue order: a filter that stands in until the sentence embeddings."""
+    scored alike so they keep catalogue order: a literal filter, with no model to load."""
 
     def __init__(self, texts: Iterable[str]):
         self.texts = np.char.lower(np.asarray(list(texts), dtype=str))
@@ -58,6 +59,7 @@ class Catalogue:
         self.ids = items.index.to_numpy(dtype=str)
         self.categories = sorted(items["category"].unique().tolist())
         self.category = items["category"].to_numpy(dtype=str)
+        self.descriptions = items["description"].to_numpy(dtype=object)  # a pandas lookup per item costs ~40 us
         self.attributes = {a: sorted(items[a].dropna().unique().tolist()) for a in ds.attributes}
         self.values = {a: np.array([v if isinstance(v, str) else None for v in items[a]], dtype=object)
                        for a in ds.attributes}  # missing values as None, whatever pandas read them as
@@ -88,9 +90,8 @@ class Catalogue:
         self.hidden = hidden
 
     def summary(self, row: int) -> dict:
-        items = self.ds.items
         item_id = self.ids[row]
-        return {"item_id": item_id, "category": self.category[row], "description": items["description"].iat[row],
+        return {"item_id": item_id, "category": self.category[row], "description": self.descriptions[row],
                 "image_url": f"/items/{item_id}/image.png" if self.ds.has_images and not self.hidden[row] else None}
 
     def page_data(self, row: int) -> dict:

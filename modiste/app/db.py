@@ -1,4 +1,4 @@
-"""The app's own state, in SQL: accounts, feedback events, refitted user vectors, hidden items.
+"""The app's own state, in SQL: accounts, feedback events, refitted user vectors, hidden items, designs.
 
 The dataset stays read-only; everything a shopper or an admin changes lives here. SQLAlchemy 2.x,
 so any URL works: a SQLite file by default, PostgreSQL by URL. The schema is created and changed
@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import (CheckConstraint, DateTime, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator,
-                        create_engine, event)
+from sqlalchemy import (CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String,
+                        TypeDecorator, create_engine, event)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -110,6 +110,22 @@ class HiddenItem(Base):
     __tablename__ = "hidden_items"
     item_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     hidden_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class Design(Base):
+    """A picture generated for a shopper (`modiste.app.designs`), kept until they delete it: the PNG, and the
+    shopper's preference for it (DVBPR's theta_u . Phi) and its realism ((D - 1)^2) when it was drawn."""
+
+    __tablename__ = "designs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=public_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(Float)
+    realism: Mapped[float] = mapped_column(Float)
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    __table_args__ = (Index("ix_designs_account", "account_id", "created_at"),)
 
 
 class Database:

@@ -10,14 +10,18 @@ from fastapi import FastAPI
 
 import modiste
 from modiste.app import errors
+from modiste.app.auth import TokenCache
 from modiste.app.catalogue import Catalogue, Histories
 from modiste.app.db import Database
+from modiste.app.designs import open_studio
 from modiste.app.outfits import Outfits
 from modiste.app.recommend import FactorRecommender
-from modiste.app.routes import admin, catalogue, me
+from modiste.app.routes import admin, catalogue, designs, me, web
 from modiste.app.schemas import DatasetSchemas
 from modiste.app.services import Services
 from modiste.app.settings import Settings
+from modiste.app.shoppers import ShopperStates
+from modiste.app.textsearch import text_matcher
 from modiste.data import Dataset
 
 
@@ -28,12 +32,14 @@ def build_services(settings: Settings) -> Services:
     ds = Dataset(settings.data).validate()
     db = Database(settings.db_url)
     db.upgrade()
-    cat = Catalogue(ds)
+    cat = Catalogue(ds, text_matcher(ds, settings.search))
+    recommender = FactorRecommender(settings.rec_run, ds, settings.index) if settings.rec_run else None
     services = Services(
         settings=settings, ds=ds, db=db, catalogue=cat, histories=Histories(ds),
-        schemas=DatasetSchemas(cat.categories, cat.attributes),
-        recommender=FactorRecommender(settings.rec_run, ds, settings.index) if settings.rec_run else None,
+        schemas=DatasetSchemas(cat.categories, cat.attributes), recommender=recommender,
         outfits=Outfits(settings.outfit_run, ds) if settings.outfit_run else None,
+        tokens=TokenCache(db, settings.token_cache_seconds), shoppers=ShopperStates(db, cat, recommender),
+        designs=open_studio(settings, ds, db),
     )
     services.reload_hidden()
     return services
@@ -52,6 +58,6 @@ def create_app(settings: Settings) -> FastAPI:
                               "Shoppers use /me with their bearer token; the admin uses /admin.")
     app.state.services = services
     errors.install(app, settings.max_body_bytes)
-    for module in (catalogue, me, admin):
+    for module in (catalogue, me, designs, admin, web):
         app.include_router(module.router(services.schemas))
     return app

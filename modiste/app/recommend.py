@@ -17,6 +17,7 @@ always give the same vector (the negatives' sampling is seeded by the user).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,16 @@ from modiste.rec.evaluate import run_dataset, run_spec
 from modiste.rec.train import BEST
 
 POSITIVE, NEGATIVE = ("like", "buy"), ("dislike",)
+SHORTLIST = 200  # a shopper's best items kept in memory (rows + scores: 1.6 kB)
+
+
+@dataclass(frozen=True)
+class Shortlist:
+    """A user's best items, best first; complete: it holds every item they could be offered."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -154,8 +165,25 @@ class FactorRecommender:
         return refit(self.items, trained, np.concatenate(better), np.concatenate(worse), np.concatenate(weights),
                      cfg.prior, cfg.steps)
 
-    def recommend(self, user_id: str, vector: np.ndarray, k: int, allowed: np.ndarray):
-        """(item rows, scores) of the k best `allowed` items (a mask) for `vector`, leaving out the user's own."""
+    def shortlist(self, user_id: str, vector: np.ndarray, left_out: Iterable[int] = ()) -> Shortlist:
+        """The `SHORTLIST` best items for `vector` over the whole catalogue, leaving out the user's own
+        and `left_out` (rows): computed once per taste, then filtered per request (`recommend`)."""
+        allowed = np.ones(self.n_items, bool)
+        allowed[self.seen_rows(self.user_row(user_id))] = False
+        allowed[list(left_out)] = False
+        rows, scores = self.index.top_k(vector, SHORTLIST, allowed)
+        return Shortlist(rows.astype(np.int32), scores, complete=len(rows) < SHORTLIST)
+
+    def recommend(self, user_id: str, vector: np.ndarray, k: int, allowed: np.ndarray,
+                  shortlist: Shortlist | None = None):
+        """(item rows, scores) of the k best `allowed` items (a mask) for `vector`, leaving out the user's own.
+
+        With the user's shortlist, exact without a search whenever k of it are allowed: every allowed
+        item off the list scores below all of the list."""
+        if shortlist is not None:
+            keep = allowed[shortlist.rows]
+            if shortlist.complete or keep.sum() >= k:
+                return shortlist.rows[keep][:k].astype(np.int64), shortlist.scores[keep][:k]
         allowed = allowed.copy()
         allowed[self.seen_rows(self.user_row(user_id))] = False
         return self.index.top_k(vector, k, allowed)

@@ -141,7 +141,8 @@ class DatasetSchemas:
             "ItemFilter", __base__=Strict,
             category=(category | None, Field(None, description="only items of this category")),
             q=(str | None, Field(None, min_length=1, max_length=200,
-                                 description="free text: items whose caption or description holds every word")),
+                                 description="free text: items by meaning, best first (or, with `--search keyword`, items whose "
+                                             "caption or description holds every word)")),
             offset=(int, Field(0, ge=0, le=10**9)),
             limit=(int, Field(24, ge=1, le=MAX_K)),
             **{name: (Literal[tuple(values)] | None, Field(None, description=f"only items with this {name}"))

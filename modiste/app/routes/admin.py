@@ -25,6 +25,7 @@ def router(_schemas: DatasetSchemas) -> APIRouter:
         except KeyError:
             raise BadField(("body", "user_id"), f"no user {body.user_id!r} in dataset '{services.ds.name}'",
                            body.user_id) from None
+        services.tokens.forget_all()  # the shopper's old token stops working now, not when its entry expires
         return ShopperToken(user_id=body.user_id, token=token)
 
     @r.get("/items/{item_id}", response_model=Item, responses=NOT_FOUND)

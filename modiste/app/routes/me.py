@@ -5,11 +5,11 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from modiste.app import shoppers
-from modiste.app.auth import Shopper
+from modiste.app.auth import Caller, Shopper
 from modiste.app.catalogue import body_profile
-from modiste.app.db import Account
 from modiste.app.errors import BadField
 from modiste.app.schemas import (DatasetSchemas, FeedbackIn, FeedbackOut, HistoryEntry, Outfit, Problem, Profile,
                                  Recommendations, ScoredItem)
@@ -37,8 +37,8 @@ def _known(services: Services, item_id: str, loc: tuple) -> None:
         raise BadField(loc, f"no item {item_id!r} in the catalogue", item_id)
 
 
-def _opinions(services: Services, account: Account) -> dict[int, str]:
-    return shoppers.opinions(shoppers.feedback_of(services.db, account), services.catalogue)
+def _opinions(services: Services, account: Caller) -> dict[int, str]:
+    return services.shoppers.get(account).opinions
 
 
 def router(schemas: DatasetSchemas) -> APIRouter:
@@ -64,8 +64,8 @@ def router(schemas: DatasetSchemas) -> APIRouter:
         """Like, dislike or buy an item. Stored before the answer; the next recommendations follow it."""
         _known(services, body.item_id, ("body", "item_id"))
         event = shoppers.add_feedback(services.db, me, body.item_id, body.kind)
-        if services.recommender is not None:  # refit now, so the next recommendations are quick
-            shoppers.taste_vector(services.db, services.recommender, me, _opinions(services, me))
+        services.shoppers.forget(me)
+        services.shoppers.load(me)  # refit now, so the next recommendations are quick
         return _feedback_out(event)
 
     @r.delete("/feedback/{feedback_id}", status_code=204,
@@ -74,19 +74,22 @@ def router(schemas: DatasetSchemas) -> APIRouter:
         """Take back one of the shopper's own feedback events."""
         if not shoppers.delete_feedback(services.db, me, feedback_id):
             raise HTTPException(404, f"you have no feedback {feedback_id!r}")
+        services.shoppers.forget(me)
         return Response(status_code=204)
 
     @r.get("/recommendations", response_model=Recommendations, responses=OFF)
-    def recommendations(services: Deps, me: Shopper, query: Annotated[RecommendFilter, Query()]) -> Recommendations:
+    async def recommendations(services: Deps, me: Shopper,
+                              query: Annotated[RecommendFilter, Query()]) -> Recommendations:
         """The shopper's top k, leaving out what they have, gave feedback on, or is hidden."""
+        # async: with the shopper's state in memory this reads nothing and waits for no worker thread
         rec = services.need_recommender()
-        mine = _opinions(services, me)
+        state = services.shoppers.cached(me) or await run_in_threadpool(services.shoppers.load, me)
+        mine = state.opinions
         allowed = ~services.catalogue.hidden
         allowed[list(mine)] = False  # given feedback on: not offered again
         if query.category is not None:
             allowed &= services.catalogue.category == query.category
-        vector = shoppers.taste_vector(services.db, rec, me, mine)
-        rows, scores = rec.recommend(me.user_id, vector, query.k, allowed)
+        rows, scores = rec.recommend(me.user_id, state.vector, query.k, allowed, state.shortlist)
         return Recommendations(items=[ScoredItem(**services.catalogue.summary(row), score=float(score))
                                       for row, score in zip(rows, scores)], refitted=bool(mine))
 
