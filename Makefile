@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make run   set up, generate the default synthetic world (once), train what the app needs (once),
 #              show a user's recommendations and outfit, then serve the app on http://$(HOST):$(PORT)
+#              (make run DESIGNS=1 also trains DVBPR and the GAN, about 50 more minutes once, and serves designs)
 #   make test  set up and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,6 +12,10 @@ SEED ?= 0
 RUN_DIR ?= data/runs/bpr-default
 OUTFIT_RUN ?= data/runs/outfit-default
 OUTFIT_MINUTES ?= 4
+DESIGNS ?=
+DVBPR_RUN ?= data/runs/dvbpr-default
+GAN_RUN ?= data/runs/gan-default
+GAN_MINUTES ?= 30
 SHOW_USER ?= u00042
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -40,7 +45,17 @@ $(RUN_DIR)/best/model.json: $(WORLD)/manifest.json
 $(OUTFIT_RUN)/best/model.json: $(WORLD)/manifest.json
 	$(BIN)/modiste train outfit --data $(WORLD) --out $(OUTFIT_RUN) --train-set max_minutes=$(OUTFIT_MINUTES)
 
-run: install world $(RUN_DIR)/best/model.json $(OUTFIT_RUN)/best/model.json
+# Designs (opt-in, DESIGNS=1): the visually-aware ranker and the category GAN, each trained once.
+$(DVBPR_RUN)/best/model.json: $(WORLD)/manifest.json
+	$(BIN)/modiste train rec --model dvbpr --data $(WORLD) --out $(DVBPR_RUN)
+
+$(GAN_RUN)/model/gan.json: $(WORLD)/manifest.json
+	$(BIN)/modiste train gan --data $(WORLD) --out $(GAN_RUN) --minutes $(GAN_MINUTES)
+
+DESIGN_RUNS := $(if $(DESIGNS),$(DVBPR_RUN)/best/model.json $(GAN_RUN)/model/gan.json)
+DESIGN_ARGS := $(if $(DESIGNS),--design-rec-run $(DVBPR_RUN) --gan-run $(GAN_RUN))
+
+run: install world $(RUN_DIR)/best/model.json $(OUTFIT_RUN)/best/model.json $(DESIGN_RUNS)
 	$(BIN)/modiste info $(WORLD)
 	$(BIN)/modiste show $(WORLD) --out $(WORLD)-items.png
 	$(BIN)/modiste show $(WORLD) --persons -n 18 --out $(WORLD)-persons.png
@@ -52,7 +67,8 @@ run: install world $(RUN_DIR)/best/model.json $(OUTFIT_RUN)/best/model.json
 		--out $(OUTFIT_RUN)-$(SHOW_USER).png
 	@echo "a shopper token for $(SHOW_USER) (send it as 'Authorization: Bearer <token>'):"
 	@$(BIN)/modiste serve --data $(WORLD) --issue-token $(SHOW_USER)
-	$(BIN)/modiste serve --data $(WORLD) --rec-run $(RUN_DIR) --outfit-run $(OUTFIT_RUN) --host $(HOST) --port $(PORT)
+	$(BIN)/modiste serve --data $(WORLD) --rec-run $(RUN_DIR) --outfit-run $(OUTFIT_RUN) $(DESIGN_ARGS) \
+		--host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest -q
