@@ -32,7 +32,7 @@ class Settings:
     search: str = "keyword"
     threads: int = 1
     max_body_bytes: int = MAX_BODY_BYTES
-    token_cache_seconds: float = 10.0
+    token_cache_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if (self.design_rec_run is None) != (self.gan_run is None):

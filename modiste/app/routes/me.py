@@ -5,7 +5,6 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from modiste.app import shoppers
 from modiste.app.auth import Caller, Shopper
@@ -81,9 +80,10 @@ def router(schemas: DatasetSchemas) -> APIRouter:
     async def recommendations(services: Deps, me: Shopper,
                               query: Annotated[RecommendFilter, Query()]) -> Recommendations:
         """The shopper's top k, leaving out what they have, gave feedback on, or is hidden."""
-        # async: with the shopper's state in memory this reads nothing and waits for no worker thread
+        # async, and no worker thread: the shopper's state is in memory, or read here on the event loop
+        # (as a token is, in modiste.app.auth: a hand-over to a thread costs more than the read)
         rec = services.need_recommender()
-        state = services.shoppers.cached(me) or await run_in_threadpool(services.shoppers.load, me)
+        state = services.shoppers.get(me)
         mine = state.opinions
         allowed = ~services.catalogue.hidden
         allowed[list(mine)] = False  # given feedback on: not offered again
