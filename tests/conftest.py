@@ -40,3 +40,18 @@ def tiny_world(tmp_path_factory) -> Path:
 def world_copy(tiny_world, tmp_path) -> Path:
     """A private copy of the tiny world that a test may break."""
     return Path(shutil.copytree(tiny_world, tmp_path / "tiny"))
+
+
+@pytest.fixture(scope="session")
+def app_runs(tiny_world, tmp_path_factory) -> tuple[Path, Path]:
+    """(a BPR run, an outfit run) on the tiny world for the app's tests: a few epochs each, one thread,
+    trained once per session."""
+    from modiste.outfit.train import train_outfit
+    from modiste.rec.train import train_recommender
+
+    root = tmp_path_factory.mktemp("app-runs")
+    train_recommender("bpr", tiny_world, root / "bpr", train_overrides={"epochs": 10, "threads": 1, "eval_users": None},
+                      progress=False)
+    train_outfit(tiny_world, root / "outfit", model_overrides={"images": False},
+                 train_overrides={"epochs": 1, "taste_epochs": 0, "taste_batch": 512, "threads": 1}, progress=False)
+    return root / "bpr", root / "outfit"

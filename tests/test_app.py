@@ -45,10 +45,9 @@ from modiste.app.recommend import FactorRecommender, factor_form
 from modiste.cli import app as cli_app
 from modiste.data import Dataset
 from modiste.design.pm import PMConfig
-from modiste.outfit.train import train_outfit
 from modiste.rec.base import load_model
 from modiste.rec.evaluate import recommend_for
-from modiste.rec.train import BEST, train_recommender
+from modiste.rec.train import BEST
 
 
 POSTGRES = os.environ.get("MODISTE_TEST_POSTGRES")  # a URL whose user may create databases
@@ -77,14 +76,8 @@ def empty_database(backend: str, folder: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_world, tmp_path_factory) -> tuple[Path, Path]:
-    """(a BPR run, an outfit run) on the tiny world: a few epochs each, one thread."""
-    root = tmp_path_factory.mktemp("app-runs")
-    train_recommender("bpr", tiny_world, root / "bpr", train_overrides={"epochs": 10, "threads": 1, "eval_users": None},
-                      progress=False)
-    train_outfit(tiny_world, root / "outfit", model_overrides={"images": False},
-                 train_overrides={"epochs": 1, "taste_epochs": 0, "taste_batch": 512, "threads": 1}, progress=False)
-    return root / "bpr", root / "outfit"
+def runs(app_runs) -> tuple[Path, Path]:
+    return app_runs
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

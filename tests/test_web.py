@@ -34,8 +34,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from modiste.app import Settings, create_app
 from modiste.app.auth import issue_shopper_token
-from modiste.outfit.train import train_outfit
-from modiste.rec.train import train_recommender
 
 CHROMIUM = shutil.which("chromium")
 
@@ -49,14 +47,8 @@ SIGNED_OUT_401 = "Failed to load resource: the server responded with a status of
 # ---------------------------------------------------------------------------- a server, a browser
 
 @pytest.fixture(scope="module")
-def runs(tiny_world, tmp_path_factory) -> tuple[Path, Path]:
-    """(a BPR run, an outfit run) on the tiny world: a few epochs each, one thread."""
-    root = tmp_path_factory.mktemp("web-runs")
-    train_recommender("bpr", tiny_world, root / "bpr", train_overrides={"epochs": 10, "threads": 1, "eval_users": None},
-                      progress=False)
-    train_outfit(tiny_world, root / "outfit", model_overrides={"images": False},
-                 train_overrides={"epochs": 1, "taste_epochs": 0, "taste_batch": 512, "threads": 1}, progress=False)
-    return root / "bpr", root / "outfit"
+def runs(app_runs) -> tuple[Path, Path]:
+    return app_runs
 
 
 def free_port() -> int:
