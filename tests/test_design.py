@@ -22,7 +22,7 @@ from modiste.vision.encoder import EncoderConfig, ImageEncoder
 
 runner = CliRunner()
 GAN_FAST = {"epochs": 1, "batch_size": 16, "max_images": 64, "sheet_columns": 2}
-GAN_SMALL = {"g_width": 16, "d_width": 16, "z_dim": 16}
+GAN_SMALL = {"g_width": 16, "d_width": 16, "d_patch": 48, "z_dim": 16}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_cli_train_gan_then_design(runs, tiny_world, tmp_path):
     rec_run, _ = runs
     gan_run = tmp_path / "gan"
     result = runner.invoke(app, ["train", "gan", "--data", str(tiny_world), "--out", str(gan_run), "--quiet",
-                                 "--set", "g_width=16", "--set", "d_width=16", "--set", "z_dim=16",
+                                 "--set", "g_width=16", "--set", "d_width=16", "--set", "d_patch=48", "--set", "z_dim=16",
                                  "--train-set", "max_images=32", "--train-set", "batch_size=16", "--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert (gan_run / "model" / "gan.json").exists()
