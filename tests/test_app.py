@@ -327,6 +327,25 @@ def test_a_token_replaced_elsewhere_stops_working_when_its_cache_entry_expires(t
     assert ok(client.get("/me", headers=new))["user_id"] == "u00018"
 
 
+def test_a_token_read_while_it_is_replaced_is_not_remembered(tiny_world, tmp_path, monkeypatch):
+    from modiste.app import auth
+    app = create_app(Settings(data=tiny_world, db=f"sqlite:///{tmp_path / 'app.sqlite'}"))
+    services = app.state.services
+    old = hash_token(issue_shopper_token(services.db, services.ds, "u00021"))
+    caller = auth.Caller
+
+    def found_then_replaced(*fields):  # runs after the read found the old token, before it is remembered
+        issue_shopper_token(services.db, services.ds, "u00021")  # as the admin route does, in another thread
+        services.tokens.forget_all()
+        return caller(*fields)
+
+    monkeypatch.setattr(auth, "Caller", found_then_replaced)
+    assert services.tokens.load(old) is not None  # this request read it before the replacement ...
+    assert services.tokens.cached(old) is None  # ... but the next one reads again, and is refused
+    monkeypatch.undo()
+    assert services.tokens.load(old) is None
+
+
 def test_a_shopper_state_read_while_their_feedback_changes_is_not_kept(tiny_world, runs, tmp_path, monkeypatch):
     from modiste.app import shoppers
     app = create_app(Settings(data=tiny_world, db=f"sqlite:///{tmp_path / 'app.sqlite'}", rec_run=runs[0]))

@@ -95,6 +95,7 @@ class TokenCache:
         if seconds > 0:
             expiry = random.Random(0x70CE)
             self._entries = TLRUCache(size, lambda _key, _value, now: now + seconds * expiry.uniform(0.5, 1.0))
+        self._forgets = 0  # a load that saw a forget_all happen keeps nothing: it may have read a replaced token
         self._lock = threading.Lock()
 
     def cached(self, token_hash: str) -> Caller | None:
@@ -105,6 +106,8 @@ class TokenCache:
 
     def load(self, token_hash: str) -> Caller | None:
         """From the database (remembered when found)."""
+        with self._lock:
+            forgets = self._forgets
         with self.db.read() as s:
             found = s.scalar(select(Account).where(Account.token_hash == token_hash))
         if found is None:
@@ -112,13 +115,15 @@ class TokenCache:
         caller = Caller(found.id, found.role, found.user_id)
         if self._entries is not None:
             with self._lock:
-                self._entries[token_hash] = caller
+                if forgets == self._forgets:
+                    self._entries[token_hash] = caller
         return caller
 
     def forget_all(self) -> None:
         """After a token was issued or replaced here: no old token outlives its replacement."""
         if self._entries is not None:
             with self._lock:
+                self._forgets += 1
                 self._entries.clear()
 
 
