@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/world-default"))
     parser.add_argument("--out", type=Path, default=Path("reports/rec"))
     parser.add_argument("--models", nargs="+", default=["pop", "bpr", "vbpr", "dvbpr"])
-    parser.add_argument("--peers", nargs="+", default=["cornac-bpr", "implicit-bpr", "cornac-vbpr"])
+    parser.add_argument("--peers", nargs="*", default=["cornac-bpr", "implicit-bpr", "cornac-vbpr"])
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for the peers")
     parser.add_argument("--dvbpr-minutes", type=float, default=20.0)
     parser.add_argument("--vbpr-chunk", type=int, default=5)

@@ -41,6 +41,8 @@ class Recommender(torch.nn.Module):
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     needs_images: ClassVar[bool] = False
     trained_by_bpr: ClassVar[bool] = True
+    # Settings that runs saved before an option existed had (load_model fills them in).
+    saved_before: ClassVar[dict[str, Any]] = {}
     sampling: ClassVar[str] = "user"  # how TripleSampler draws positives: "user" (DVBPR) or "interaction" (LearnBPR)
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
@@ -142,7 +144,7 @@ def load_model(directory: str | Path) -> Recommender:
         raise ValueError(f"{directory} holds no ranking model (train one with `modiste train rec`)")
     cls = MODELS[meta["model"]]
     known = {f.name for f in fields(cls.Config)}
-    config = cls.Config(**{k: v for k, v in meta["config"].items() if k in known})
+    config = cls.Config(**{**cls.saved_before, **{k: v for k, v in meta["config"].items() if k in known}})
     model = cls.from_saved(config, meta)
     model.load_state_dict(load_file(str(directory / WEIGHTS)))
     model.prepare_for_scoring()

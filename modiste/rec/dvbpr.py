@@ -23,8 +23,9 @@ What is scaled, and why. The paper's Phi is CNN-F (five conv layers up to 256 ch
 200 images a second, and an epoch of the default world (340k triples, 680k images) would take
 an hour. Here Phi keeps CNN-F's shape but is small enough for 2 cores: the 64x64 picture is
 averaged down to 32x32 (the worlds' attributes and looks survive it), then three stride-2 conv
-blocks (`width`, 2x, 4x channels) and one hidden FC layer of 256 before the K outputs; ReLU
-throughout, no dropout. It trains at thousands of images a second on 2 cores. Item embeddings
+blocks (`width`, 2x, 4x channels, each with batch norm) and one hidden FC layer of 256 before the
+K outputs; ReLU throughout, no dropout. Batch norm is not in CNN-F: it trains Phi about twice as
+fast here (validation AUC 0.727 against 0.687 after 4-5 minutes on the default world). It trains at thousands of images a second on 2 cores. Item embeddings
 Phi(image_i) are cached after training (and saved), so serving never runs the CNN per request.
 """
 
@@ -45,7 +46,10 @@ from modiste.vision.common import to_unit_range
 class DVBPRConfig(ModelConfig):
     """factors: K; reg_user: lambda on theta_u; reg_cnn: lambda on the CNN weights; width: channels of
     the first conv block (later blocks double it up to 4x); embedding_lr_scale: the learning rate
-    of the per-user and per-item rows relative to the CNN's; mirror: random left-right flips.
+    of the per-user and per-item rows relative to the CNN's; mirror: random left-right flips;
+    batch_norm: batch norm after each conv (not in the paper's CNN-F; it trains Phi about 2x faster
+    to the same validation AUC); uniform_users: weigh each training pair 1/|I_u|, the paper's
+    uniform users (False: every pair alike, as LearnBPR draws them).
 
     Beyond the paper, off by default: item_bias adds a learned beta_i (popularity, which no
     picture shows: on the default world it lifts AUC to 0.78 but drops cold AUC to 0.40, since
@@ -61,21 +65,26 @@ class DVBPRConfig(ModelConfig):
     item_bias: bool = False
     item_offsets: bool = False
     reg_offset: float = 1.0
-    embedding_lr_scale: float = 10.0
+    embedding_lr_scale: float = 1.0
     mirror: bool = True
+    batch_norm: bool = True
+    uniform_users: bool = True
 
 
 class ItemCNN(nn.Module):
     """Phi: a uint8 (B, 64, 64, 3) picture -> a K-dimensional item embedding."""
 
-    def __init__(self, k: int, width: int = 16, hidden: int = 256):
+    def __init__(self, k: int, width: int = 16, hidden: int = 256, batch_norm: bool = False):
         super().__init__()
         w = width
+
+        def block(c_in, c_out):
+            conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=not batch_norm)
+            return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)] if batch_norm else [conv, nn.ReLU(inplace=True)]
+
         self.features = nn.Sequential(
             nn.AvgPool2d(2),  # 64 -> 32
-            nn.Conv2d(3, w, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # 16x16
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # 8x8
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.ReLU(inplace=True),  # 4x4
+            *block(3, w), *block(w, 2 * w), *block(2 * w, 4 * w),  # 16x16, 8x8, 4x4
         )
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 16, hidden), nn.ReLU(inplace=True),
                                   nn.Linear(hidden, k))
@@ -88,11 +97,12 @@ class DVBPR(Recommender):
     name = "dvbpr"
     Config = DVBPRConfig
     needs_images = True
+    saved_before = {"batch_norm": False}
 
     def __init__(self, config: DVBPRConfig, n_users: int, n_items: int, images: np.ndarray | None = None):
         super().__init__(config, n_users, n_items)
         torch.manual_seed(config.seed)
-        self.cnn = ItemCNN(config.factors, config.width, config.hidden)
+        self.cnn = ItemCNN(config.factors, config.width, config.hidden, config.batch_norm)
         self.user_vectors = nn.Parameter(torch.randn(n_users, config.factors) * 0.1)  # theta_u
         self.item_bias = nn.Parameter(torch.zeros(n_items), requires_grad=config.item_bias)
         # epsilon_i: a free per-item correction of the picture's embedding, learned only from the item's own
@@ -108,7 +118,10 @@ class DVBPR(Recommender):
         return cls(config, data.n_users, data.n_items, images=np.array(ds.images))  # into memory
 
     def sampler(self, indptr, indices, n_items, seed):
-        return ItemBlockSampler(indptr, indices, n_items, seed=seed)
+        sampler = ItemBlockSampler(indptr, indices, n_items, seed=seed)
+        if not self.config.uniform_users:
+            sampler.pair_weights[:] = 1.0
+        return sampler
 
     def bpr_loss(self, batch):
         users, positives, negatives = batch.tensors()
@@ -164,4 +177,5 @@ class DVBPR(Recommender):
 
     def score_tensor(self, users):
         return self.item_bias[None, :] + self.user_vectors[users] @ self.item_embeddings.T
+
 
