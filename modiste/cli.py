@@ -582,6 +582,95 @@ def design(
         console.print(f"wrote {out}")
 
 
+@train_app.command("dual")
+def train_dual_(
+    data: Annotated[Path, typer.Option(help="dataset directory (with images and attributes)")],
+    out: Annotated[Path, typer.Option(help="run directory (a later stage continues from its model)")],
+    stage: Annotated[str, typer.Option(help="pretrain (every item) | condition (outfits, users)")] = "pretrain",
+    epochs: Annotated[int | None, typer.Option(help="at most this many epochs")] = None,
+    minutes: Annotated[float | None, typer.Option(help="stop after this many minutes of training (default 45)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="a network setting, e.g. --set dim=96")] = None,
+    train_set: Annotated[list[str] | None, typer.Option("--train-set", help="a training setting, e.g. --train-set lr=1e-3")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the stage's last checkpoint")] = True,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train the dual-diffusion transformer (picture + attribute text) one stage at a time."""
+    from modiste.design.dual_train import train_dual
+
+    _open(data)
+    model_overrides, train_overrides = _overrides(set_, train_set, epochs)
+    if minutes is not None:
+        train_overrides = {**(train_overrides or {}), "max_minutes": minutes}
+    try:
+        model = train_dual(data, out, stage=stage, model_overrides=model_overrides, train_overrides=train_overrides,
+                           resume=resume, progress=not quiet)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    last = model.meta["history"][-1] if model.meta.get("history") else None
+    if last:
+        console.print(f"{stage}: {last['epoch']} epochs, {last['train_seconds'] / 60:.1f} min; image loss "
+                      f"{last['image_loss']:.4f}, text loss {last['text_loss']:.4f}; model in {out / 'model'}")
+
+
+@app.command()
+def caption(
+    run: Annotated[Path, typer.Option(help="a dual-model run")],
+    item: Annotated[str, typer.Option(help="item id")],
+    steps: Annotated[int, typer.Option(help="unmasking steps")] = 20,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Describe a catalogue item's picture in attribute words (the dual model's image to text)."""
+    from modiste.design.dual_api import caption_item
+
+    try:
+        result = caption_item(run, item, steps=steps, seed=seed)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table("attribute", "written", "true", title=f"{item}: {result['caption']}")
+    for attribute, value in result["generated"].items():
+        table.add_row(attribute, str(value), str(result["true"][attribute]))
+    console.print(table)
+
+
+generate_app = typer.Typer(help="Generate items with the dual model.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
+
+
+@generate_app.command("text")
+def generate_text(
+    description: Annotated[str, typer.Argument(help='what to draw, e.g. "a red striped casual shirt"')],
+    run: Annotated[Path, typer.Option(help="a dual-model run")],
+    out: Annotated[Path, typer.Option(help="PNG to draw the pictures to")],
+    n: Annotated[int, typer.Option("-n", min=1, help="how many pictures")] = 4,
+    steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Text to image: draw the described item; attributes the words leave open are chosen by the model."""
+    from modiste.design.dual_api import draw_description
+    from modiste.viz import contact_sheet, save_png
+
+    try:
+        drawn = draw_description(run, description, n=n, steps=steps, seed=seed)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    save_png(contact_sheet(list(drawn.images), drawn.captions, columns=min(n, 8), label_lines=2,
+                           title=f"\u201c{description}\u201d"), out)
+    data = {"description": description, "category": drawn.category, "given": drawn.given,
+            "attributes": drawn.attributes, "captions": drawn.captions, "picture": str(out)}
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(f"read: {drawn.category}, " + ", ".join(f"{a}={v}" for a, v in drawn.given.items()))
+    for k, text in enumerate(drawn.captions):
+        console.print(f"  {k + 1}. {text}")
+    console.print(f"wrote {out}")
+
+
 @bench_app.command("design")
 def bench_design(
     data: Annotated[Path, typer.Option(help="dataset directory (a synthetic world, for the oracle)")],

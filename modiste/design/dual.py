@@ -1,0 +1,438 @@
+"""The dual-diffusion transformer (after DualFashion): one network that generates an item's picture
+and its attribute text together, for a category, a user's taste and the rest of an outfit.
+
+Streams. The image stream reads the 64x64 picture as 8x8 pixel patches (64 tokens). The text
+stream reads one token per attribute (`ATTRIBUTES`: colour, pattern, material, silhouette, design,
+style) followed by the condition tokens. Every block is an MMDiT block (SD3): each stream has its
+own projections and MLP, and one attention runs over both streams, so that picture and words read
+each other at every layer. Each stream's own timestep, plus the category, modulates its half of
+every block (adaLN-Zero, as DiT).
+
+Losses (`DualDiT.loss`):
+
+- image: rectified flow. x_t = (1 - t) x_0 + t noise; the network predicts the velocity
+  noise - x_0; t ~ logit-normal(0, 1), SD3's choice, which spends the steps on the middle times.
+- text: masked (absorbing) discrete diffusion, MDLM. Each attribute token is replaced by [MASK]
+  with probability t, t ~ U(0, 1); the network predicts the masked values; their cross-entropy is
+  weighted by 1/t, MDLM's continuous-time bound for the linear schedule.
+
+The two times are drawn independently, so the one network learns the joint (both noisy), text to
+image (text clean, t_text = 0), image to text (t_image = 0) and everything between.
+
+Conditions, each a group of tokens in the text stream, each dropped at random in training (`drop`:
+preference all "unknown", history zeros, no outfit), which is what classifier-free guidance needs:
+
+- preference: per attribute, the value the user chose most often in the category (DualFashion's
+  structured preference), or "unknown";
+- history: the mean image feature (modiste's own encoder) of the user's items in the category
+  (DiFashion's history condition);
+- outfit: the image features of the other items of the outfit with their categories, one token
+  each (DiFashion and DualFashion mix the outfit into the denoising; here it is attended to).
+
+Sampling (`DualDiT.sample`) integrates the image's flow with diffusers' FlowMatchEulerDiscreteScheduler
+and unmasks the text MDLM-style on the same time grid, both streams together; either stream can be
+given instead (captioning, text to image). Guidance is nested, as InstructPix2Pix's: the velocity
+and logits without conditions, plus per condition its scale times what adding it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from modiste.io import atomic_path, write_json
+
+ATTRIBUTES = ("color", "pattern", "material", "silhouette", "design", "style")
+CONDITIONS = ("preference", "history", "outfit")
+PATCH, SIZE = 8, 64
+WEIGHTS, CONFIG = "model.safetensors", "model.json"
+
+
+@dataclass
+class DualConfig:
+    """dim, depth, heads: the transformer; feature_dim: the image features of the history and outfit
+    conditions; outfit_items: at most this many other items of an outfit; text_weight: lambda, the
+    text loss's weight; drop: the chance of dropping each condition in training."""
+
+    dim: int = 128
+    depth: int = 6
+    heads: int = 4
+    feature_dim: int = 256
+    outfit_items: int = 3
+    text_weight: float = 1.0
+    drop: float = 0.15
+    seed: int = 0
+
+
+@dataclass
+class Conditions:
+    """A batch's conditions. `category` (N,) is always there; the rest may be None (absent for all):
+    preference (N, 6) value ids (`TextVocabulary.unknown` where not known); history (N, feature_dim);
+    outfit (N, L, feature_dim) features and outfit_category (N, L), -1 where there is no item."""
+
+    category: torch.Tensor
+    preference: torch.Tensor | None = None
+    history: torch.Tensor | None = None
+    outfit: torch.Tensor | None = None
+    outfit_category: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.category)
+
+    def without(self, *names: str) -> Conditions:
+        return Conditions(**{f.name: None if f.name in names else getattr(self, f.name) for f in fields(self)})
+
+    def index(self, rows) -> Conditions:
+        return Conditions(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                             for f in fields(self)})
+
+
+class TextVocabulary:
+    """The attribute values as token ids: one table per attribute, each with its values, then
+    "unknown" (for preferences) and [MASK]. Values are the dataset's own strings, sorted.
+    `by_category` lists the values each category's items have (a shirt has sleeves, not heels):
+    the model only ever writes those."""
+
+    def __init__(self, values: dict[str, list[str]], categories: list[str],
+                 by_category: dict[str, dict[str, list[str]]] | None = None):
+        missing = [a for a in ATTRIBUTES if a not in values]
+        if missing:
+            raise ValueError(f"the dual model needs every item attribute; missing: {', '.join(missing)}")
+        self.values = {a: sorted(str(v) for v in values[a]) for a in ATTRIBUTES}
+        self.categories = list(categories)
+        self.by_category = by_category or {c: self.values for c in self.categories}
+
+    @classmethod
+    def from_items(cls, items) -> TextVocabulary:
+        """The vocabulary of an items table (pandas) with a category column and the attribute columns."""
+        values = {a: sorted({str(v) for v in items[a].dropna()}) for a in ATTRIBUTES if a in items}
+        by_category = {str(c): {a: sorted({str(v) for v in group[a].dropna()}) for a in values}
+                       for c, group in items.groupby("category")}
+        return cls(values, sorted(by_category), by_category)
+
+    def allowed(self) -> torch.Tensor:
+        """(n_categories, 6, widest table) True where a category's items have the value."""
+        out = torch.zeros(len(self.categories), len(ATTRIBUTES), max(self.size(a) for a in ATTRIBUTES), dtype=torch.bool)
+        for c, category in enumerate(self.categories):
+            for k, a in enumerate(ATTRIBUTES):
+                for v in self.by_category[category][a]:
+                    out[c, k, self.values[a].index(v)] = True
+        return out
+
+    def size(self, attribute: str) -> int:
+        return len(self.values[attribute]) + 2  # + unknown + [MASK]
+
+    def unknown(self, attribute: str) -> int:
+        return len(self.values[attribute])
+
+    def mask(self, attribute: str) -> int:
+        return len(self.values[attribute]) + 1
+
+    @property
+    def masks(self) -> torch.Tensor:
+        return torch.tensor([self.mask(a) for a in ATTRIBUTES])
+
+    @property
+    def unknowns(self) -> torch.Tensor:
+        return torch.tensor([self.unknown(a) for a in ATTRIBUTES])
+
+    def encode(self, rows: list[dict[str, str]]) -> torch.Tensor:
+        """[{attribute: value}] -> (N, 6) ids; an absent or unseen value is "unknown"."""
+        index = {a: {v: k for k, v in enumerate(self.values[a])} for a in ATTRIBUTES}
+        return torch.tensor([[index[a].get(str(r.get(a)), self.unknown(a)) for a in ATTRIBUTES] for r in rows])
+
+    def decode(self, ids: torch.Tensor) -> list[dict[str, str | None]]:
+        return [{a: (self.values[a][int(i)] if int(i) < len(self.values[a]) else None)
+                 for a, i in zip(ATTRIBUTES, row)} for row in ids]
+
+    def caption(self, ids: torch.Tensor, categories) -> list[str]:
+        """Words from ids: "red striped cotton regular long sleeve casual shirt"."""
+        out = []
+        for row, category in zip(self.decode(ids), categories):
+            words = [v for v in row.values() if v is not None and v != "solid"]
+            out.append(" ".join(words + [self.categories[int(category)]]))
+        return out
+
+    def to_json(self) -> dict:
+        return {"values": self.values, "categories": self.categories, "by_category": self.by_category}
+
+
+class _Modulation(nn.Module):
+    """adaLN-Zero: from the conditioning vector, shift, scale and gate for attention and MLP."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, 6 * dim)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, c: torch.Tensor) -> list[torch.Tensor]:
+        return [x.unsqueeze(1) for x in self.linear(F.silu(c)).chunk(6, dim=-1)]
+
+
+class _Stream(nn.Module):
+    """One stream's half of an MMDiT block."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.modulation = _Modulation(dim)
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim))
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.image, self.text = _Stream(dim), _Stream(dim)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, c_image: torch.Tensor, c_text: torch.Tensor,
+                text_pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, li = x.shape[:2]
+        mods, qkvs = [], []
+        for h, s, c in ((x, self.image, c_image), (y, self.text, c_text)):
+            shift1, scale1, gate1, shift2, scale2, gate2 = s.modulation(c)
+            mods.append((gate1, shift2, scale2, gate2))
+            qkvs.append(s.qkv(s.norm1(h) * (1 + scale1) + shift1))
+        q, k, v = (t.reshape(n, -1, self.heads, t.shape[-1] // self.heads).transpose(1, 2)
+                   for t in torch.cat(qkvs, dim=1).chunk(3, dim=-1))
+        keep = torch.cat([torch.ones(n, li, dtype=torch.bool, device=x.device), ~text_pad], dim=1)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        attn = attn.transpose(1, 2).reshape(n, -1, x.shape[-1])
+        outs = []
+        for h, s, a, (gate1, shift2, scale2, gate2) in ((x, self.image, attn[:, :li], mods[0]),
+                                                        (y, self.text, attn[:, li:], mods[1])):
+            h = h + gate1 * s.out(a)
+            outs.append(h + gate2 * s.mlp(s.norm2(h) * (1 + scale2) + shift2))
+        return outs[0], outs[1]
+
+
+def _time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1] (scaled to 0..1000, as DiT's timesteps)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=t.device) / half)
+    angles = 1000 * t[:, None].float() * freqs[None, :]
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class DualDiT(nn.Module):
+    def __init__(self, config: DualConfig, vocab: TextVocabulary, meta: dict | None = None):
+        super().__init__()
+        self.config, self.vocab, self.meta = config, vocab, dict(meta or {})
+        d, n_patches = config.dim, (SIZE // PATCH) ** 2
+        torch.manual_seed(config.seed)
+        self.patch_in = nn.Linear(3 * PATCH * PATCH, d)
+        self.patch_position = nn.Parameter(torch.randn(1, n_patches, d) * 0.02)
+        self.values = nn.ModuleList(nn.Embedding(vocab.size(a), d) for a in ATTRIBUTES)  # text tokens
+        self.preference_values = nn.ModuleList(nn.Embedding(vocab.size(a), d) for a in ATTRIBUTES)
+        self.slot = nn.Parameter(torch.randn(1, len(ATTRIBUTES), d) * 0.02)  # which attribute a token is
+        self.category = nn.Embedding(len(vocab.categories), d)
+        self.outfit_category = nn.Embedding(len(vocab.categories), d)
+        self.features = nn.Sequential(nn.LayerNorm(config.feature_dim), nn.Linear(config.feature_dim, d))
+        self.kind = nn.Parameter(torch.randn(1, 3, d) * 0.02)  # preference, history, outfit tokens
+        self.no_outfit = nn.Parameter(torch.randn(d) * 0.02)  # the outfit token when there is no outfit
+        self.time_image = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.time_text = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(_Block(d, config.heads) for _ in range(config.depth))
+        self.image_final = _Final(d, 3 * PATCH * PATCH)
+        self.text_final = _Final(d, max(vocab.size(a) for a in ATTRIBUTES))
+        # Only values that items of the category have can be written.
+        self.register_buffer("allowed", vocab.allowed(), persistent=False)
+
+    # ------------------------------------------------------------------ the network
+
+    def forward(self, noisy: torch.Tensor, t_image: torch.Tensor, text: torch.Tensor, t_text: torch.Tensor,
+                cond: Conditions) -> tuple[torch.Tensor, torch.Tensor]:
+        """noisy (N, 3, 64, 64) pictures at t_image (N,), text (N, 6) ids ([MASK] where hidden) at
+        t_text (N,) -> (velocity (N, 3, 64, 64), logits (N, 6, V), -inf outside the category's values)."""
+        n, d = len(noisy), self.config.dim
+        x = self.patch_in(_patchify(noisy)) + self.patch_position
+        words = torch.stack([table(text[:, k]) for k, table in enumerate(self.values)], dim=1) + self.slot
+        conditions, pad = self._condition_tokens(cond, n)
+        y = torch.cat([words, conditions], dim=1)
+        text_pad = torch.cat([torch.zeros(n, len(ATTRIBUTES), dtype=torch.bool, device=y.device), pad], dim=1)
+        category = self.category(cond.category)
+        c_image = self.time_image(_time_embedding(t_image, d)) + category
+        c_text = self.time_text(_time_embedding(t_text, d)) + category
+        for block in self.blocks:
+            x, y = block(x, y, c_image, c_text, text_pad)
+        velocity = _unpatchify(self.image_final(x, c_image))
+        logits = self.text_final(y[:, :len(ATTRIBUTES)], c_text).masked_fill(~self.allowed[cond.category], -torch.inf)
+        return velocity, logits
+
+    def _condition_tokens(self, cond: Conditions, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 6 + 1 + L, d) condition tokens and their padding mask (N, 6 + 1 + L)."""
+        c = self.config
+        device = cond.category.device
+        # An absent preference is all "unknown" and an absent history is zeros: exactly what a
+        # dropped condition is in training, so guidance's "without" is a state the model knows.
+        ids = cond.preference if cond.preference is not None else self.vocab.unknowns.to(device).expand(n, -1)
+        preference = torch.stack([table(ids[:, k]) for k, table in enumerate(self.preference_values)], 1)
+        features = cond.history if cond.history is not None else torch.zeros(n, c.feature_dim, device=device)
+        history = self.features(features)[:, None]
+        if cond.outfit is None:
+            outfit = self.no_outfit.expand(n, c.outfit_items, -1)
+            outfit_pad = torch.ones(n, c.outfit_items, dtype=torch.bool, device=device)
+        else:
+            present = cond.outfit_category >= 0
+            outfit = self.features(cond.outfit) + self.outfit_category(cond.outfit_category.clamp(min=0))
+            outfit = torch.where(present[..., None], outfit, self.no_outfit)
+            outfit_pad = ~present
+        outfit_pad[:, 0] = False  # the first token always counts: the "no outfit" one when there is none
+        tokens = torch.cat([preference + self.slot + self.kind[:, :1], history + self.kind[:, 1:2],
+                            outfit + self.kind[:, 2:]], dim=1)
+        pad = torch.cat([torch.zeros(n, len(ATTRIBUTES) + 1, dtype=torch.bool, device=device), outfit_pad], dim=1)
+        return tokens, pad
+
+    # ------------------------------------------------------------------ training
+
+    def loss(self, images: torch.Tensor, text: torch.Tensor, cond: Conditions,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of a batch: images (N, 3, 64, 64) in [-1, 1], text (N, 6) ids."""
+        n, dev = len(images), images.device
+        t_image = torch.sigmoid(torch.randn(n, generator=generator)).to(dev)  # logit-normal(0, 1)
+        noise = torch.randn(images.shape, generator=generator).to(dev)
+        noisy = (1 - t_image[:, None, None, None]) * images + t_image[:, None, None, None] * noise
+        t_text = torch.rand(n, generator=generator).clamp(min=1e-3).to(dev)
+        hidden = torch.rand(text.shape, generator=generator).to(dev) < t_text[:, None]
+        masked = torch.where(hidden, self.vocab.masks.to(dev), text)
+        cond = self._drop(cond, generator)
+        velocity, logits = self(noisy, t_image, masked, t_text, cond)
+        image_loss = F.mse_loss(velocity, noise - images)
+        ce = F.cross_entropy(logits.flatten(0, 1), text.flatten(), reduction="none").view(text.shape)
+        text_loss = (ce * hidden / t_text[:, None]).sum() / (n * len(ATTRIBUTES))
+        total = image_loss + self.config.text_weight * text_loss
+        return total, {"image": float(image_loss.detach()), "text": float(text_loss.detach())}
+
+    def _drop(self, cond: Conditions, generator: torch.Generator | None) -> Conditions:
+        """Drop each condition for a random share `drop` of the batch (its tokens become "absent")."""
+        out = Conditions(category=cond.category)
+        for name in ("preference", "history"):
+            value = getattr(cond, name)
+            if value is not None:
+                keep = torch.rand(len(cond), generator=generator) >= self.config.drop
+                if name == "preference":
+                    value = torch.where(keep[:, None].to(value.device), value, self.vocab.unknowns.to(value.device))
+                else:
+                    value = value * keep[:, None].to(value.device)
+                setattr(out, name, value)
+        if cond.outfit is not None:
+            keep = (torch.rand(len(cond), generator=generator) >= self.config.drop).to(cond.outfit.device)
+            out.outfit = cond.outfit
+            out.outfit_category = torch.where(keep[:, None], cond.outfit_category, -1)
+        return out
+
+    # ------------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def sample(self, cond: Conditions, steps: int = 20, guidance: dict[str, float] | None = None,
+               image: torch.Tensor | None = None, text: torch.Tensor | None = None, seed: int = 0
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generate pictures (N, 3, 64, 64) in [-1, 1] and attribute ids (N, 6) for the conditions.
+
+        Give `image` to caption it (the picture stays as given, t_image = 0). Give `text` to draw it:
+        its ids stay as given, and [MASK] ids (`vocab.mask`) are filled in, so a partial description
+        works. `guidance`: a scale per condition present ("preference", "history", "outfit"), 1 by
+        default (no guidance)."""
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        self.eval()
+        n, dev = len(cond), cond.category.device
+        generator = torch.Generator().manual_seed(seed)
+        scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+        scheduler.set_timesteps(steps)
+        x = torch.randn(n, 3, SIZE, SIZE, generator=generator).to(dev) if image is None else image
+        masks = self.vocab.masks.to(dev).expand(n, -1)
+        y = masks.clone() if text is None else text.to(dev).clone()
+        sigmas = scheduler.sigmas.tolist()
+        for k, timestep in enumerate(scheduler.timesteps):
+            s, s_next = sigmas[k], sigmas[k + 1]
+            t_image = torch.full((n,), s if image is None else 0.0, device=dev)
+            t_text = (y == masks).float().mean(1)  # absorbing diffusion: the share still masked is the time
+            velocity, logits = self._guided(x, t_image, y, t_text, cond, guidance or {})
+            if image is None:
+                x = scheduler.step(velocity, timestep, x).prev_sample
+            # MDLM: a masked token is revealed between s and s_next with chance (s - s_next) / s.
+            reveal = (torch.rand(y.shape, generator=generator).to(dev) < (s - s_next) / s) & (y == masks)
+            gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator).clamp(1e-10, 1 - 1e-7)))
+            drawn = (logits + gumbel.to(dev)).argmax(-1)  # a draw from softmax(logits), from the seeded generator
+            y = torch.where(reveal, drawn, y)
+        return x.clamp(-1, 1), y
+
+    def _guided(self, x, t_image, y, t_text, cond: Conditions, guidance: dict[str, float]):
+        """Nested classifier-free guidance: out(none) + sum over present conditions c, in order, of
+        scale_c * (out(up to c) - out(up to the one before))."""
+        present = [c for c in CONDITIONS if getattr(cond, c) is not None]
+        if all(guidance.get(c, 1.0) == 1.0 for c in present):
+            return self(x, t_image, y, t_text, cond)
+        outs = [self(x, t_image, y, t_text, cond.without(*present))]
+        for k in range(len(present)):
+            outs.append(self(x, t_image, y, t_text, cond.without(*present[k + 1:])))
+        velocity, logits = outs[0][0].clone(), outs[0][1].log_softmax(-1)
+        for k, c in enumerate(present):
+            scale = guidance.get(c, 1.0)
+            velocity += scale * (outs[k + 1][0] - outs[k][0])
+            logits = logits + scale * (outs[k + 1][1].log_softmax(-1) - outs[k][1].log_softmax(-1))
+        return velocity, logits.nan_to_num(nan=-torch.inf)
+
+    # ------------------------------------------------------------------ storage
+
+    def save(self, directory: str | Path) -> Path:
+        with atomic_path(directory) as tmp:
+            tmp.mkdir()
+            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(tmp / WEIGHTS))
+            write_json(tmp / CONFIG, {"config": asdict(self.config), "vocabulary": self.vocab.to_json(),
+                                      "meta": self.meta})
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DualDiT:
+        directory = Path(directory)
+        if not (directory / CONFIG).exists():
+            raise FileNotFoundError(f"{directory} holds no saved dual model ({CONFIG} is missing)")
+        saved = json.loads((directory / CONFIG).read_text())
+        known = {f.name for f in fields(DualConfig)}
+        vocab = TextVocabulary(**saved["vocabulary"])
+        model = cls(DualConfig(**{k: v for k, v in saved["config"].items() if k in known}), vocab, saved["meta"])
+        model.load_state_dict(load_file(str(directory / WEIGHTS)))
+        return model.eval()
+
+
+class _Final(nn.Module):
+    """DiT's final layer: adaLN (shift, scale) then a zero-initialised linear map."""
+
+    def __init__(self, dim: int, out: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.modulation = nn.Linear(dim, 2 * dim)
+        self.linear = nn.Linear(dim, out)
+        for layer in (self.modulation, self.linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.modulation(F.silu(c)).unsqueeze(1).chunk(2, dim=-1)
+        return self.linear(self.norm(h) * (1 + scale) + shift)
+
+
+def _patchify(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 64, 64) -> (N, 64, 3 * 8 * 8)."""
+    n = len(x)
+    g = SIZE // PATCH
+    return x.reshape(n, 3, g, PATCH, g, PATCH).permute(0, 2, 4, 1, 3, 5).reshape(n, g * g, 3 * PATCH * PATCH)
+
+
+def _unpatchify(p: torch.Tensor) -> torch.Tensor:
+    n, g = len(p), SIZE // PATCH
+    return p.reshape(n, g, g, 3, PATCH, PATCH).permute(0, 3, 1, 4, 2, 5).reshape(n, 3, SIZE, SIZE)

@@ -1,0 +1,255 @@
+"""Train the dual-diffusion transformer into a run directory, in stages, with checkpoints and resume.
+
+Stages (`modiste train dual --stage ...`), each continuing from the run's model:
+
+- pretrain: every catalogue item, its picture and attribute text for its category, no other
+  condition: the model learns what items look like and how pictures and words go together;
+- condition: every (training outfit, blank) pair: the blank item is the target; its conditions
+  are the rest of the outfit, the owner's preference in the blank's category and their history
+  mean there (both from their training interactions, the target left out).
+
+A run directory holds:
+
+    run.json            settings, the dataset, the stages run
+    state-STAGE.pt      the latest training state of a stage (weights, optimizer, random state,
+                        epoch, step), written atomically, read with the restricted unpickler
+    model/              the model to use (safetensors + JSON), after every epoch
+    metrics.json, log.txt   one row per epoch: losses, seconds, examples per second
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modiste.config import with_overrides
+from modiste.data import Dataset
+from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, TextVocabulary
+from modiste.io import atomic_path, write_json
+from modiste.outfit.data import OutfitData
+from modiste.progress import Progress
+from modiste.vision.common import to_unit_range
+from modiste.vision.encoder import dataset_features
+
+RUN, MODEL, METRICS, LOG = "run.json", "model", "metrics.json", "log.txt"
+STAGES = ("pretrain", "condition")
+
+
+@dataclass
+class DualTrainConfig:
+    """epochs: passes over the stage's examples; batch_size, lr, weight_decay: AdamW;
+    max_minutes: stop after this much training time of the stage; history_len: the latest items of a
+    user's history in the category that make their preference and history conditions;
+    threads: torch CPU threads; checkpoint_every_s: seconds between mid-epoch checkpoints."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    max_minutes: float | None = 45.0
+    history_len: int = 10
+    threads: int | None = 1
+    checkpoint_every_s: float = 60.0
+    seed: int = 0
+
+
+class DualExamples:
+    """What the dual model trains on, as arrays of item rows, with its batches built on demand."""
+
+    def __init__(self, ds: Dataset, vocab: TextVocabulary, features: np.ndarray, history_len: int = 10):
+        self.ds, self.vocab, self.history_len = ds, vocab, history_len
+        self.data = OutfitData(ds)
+        if self.data.categories != vocab.categories:
+            raise ValueError(f"the model's categories ({', '.join(vocab.categories)}) are not the dataset's "
+                             f"({', '.join(self.data.categories)})")
+        items = ds.items
+        self.text = vocab.encode(items[list(ATTRIBUTES)].to_dict("records"))  # (n_items, 6)
+        self.category = torch.from_numpy(self.data.item_category)
+        self.features = torch.from_numpy(np.asarray(features, np.float32))
+        outfits = self.data.outfits("train")
+        width = outfits.items.shape[1]
+        present = outfits.items >= 0
+        o, b = np.nonzero(present)  # one example per (outfit, blank position)
+        self.target = outfits.items[o, b]
+        self.user = outfits.users[o]
+        others = np.array([[k for k in range(width) if k != j] for j in range(width)], np.int64)
+        self.context = outfits.items[o[:, None], others[b]]  # (E, width - 1), -1 padded
+
+    def count(self, stage: str) -> int:
+        return self.data.n_items if stage == "pretrain" else len(self.target)
+
+    def batch(self, stage: str, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Conditions]:
+        """(pictures in [-1, 1], attribute ids, conditions) of the examples `rows` of a stage."""
+        if stage == "pretrain":
+            items = rows
+            cond = Conditions(category=self.category[items])
+        else:
+            items = self.target[rows]
+            cond = self.conditions(self.user[rows], items, self.context[rows])
+        pictures = to_unit_range(torch.from_numpy(np.ascontiguousarray(self.ds.images[np.sort(items)])))
+        pictures = pictures[np.argsort(np.argsort(items))]  # the memmap was read in order
+        return pictures, self.text[items], cond
+
+    def conditions(self, users: np.ndarray, items: np.ndarray, context: np.ndarray,
+                   categories: np.ndarray | None = None) -> Conditions:
+        """Conditions for generating `items` (or, with `categories`, a new item of each category) for
+        `users` (-1: none) beside the outfit items `context` (N, L), -1 padded. The target item is
+        left out of the user's history."""
+        categories = self.data.item_category[items] if categories is None else np.asarray(categories)
+        history = self.data.user_history(users, categories, self.history_len)
+        if items is not None:
+            history = np.where(history == np.asarray(items)[:, None], -1, history)
+        valid = torch.from_numpy(history >= 0)
+        rows = torch.from_numpy(history.clip(min=0))
+        preference = _mode(self.text[rows], valid, self.vocab)
+        counts = valid.sum(1, keepdim=True).clamp(min=1)
+        mean = (self.features[rows] * valid[..., None]).sum(1) / counts  # zeros without history
+        ctx = torch.from_numpy(context)
+        return Conditions(category=torch.from_numpy(categories), preference=preference, history=mean,
+                          outfit=self.features[ctx.clamp(min=0)],
+                          outfit_category=torch.where(ctx >= 0, self.category[ctx.clamp(min=0)], -1))
+
+
+def _mode(ids: torch.Tensor, valid: torch.Tensor, vocab: TextVocabulary) -> torch.Tensor:
+    """Per row and attribute, the most frequent value among the valid ids (N, H, 6); "unknown" when
+    no id is valid. Ties go to the value first in the vocabulary."""
+    out = []
+    for k, a in enumerate(ATTRIBUTES):
+        counts = torch.zeros(len(ids), vocab.size(a)).scatter_add_(1, ids[..., k], valid.float())
+        counts = counts[:, :len(vocab.values[a])]
+        out.append(torch.where(counts.sum(1) > 0, counts.argmax(1), vocab.unknown(a)))
+    return torch.stack(out, dim=1)
+
+
+def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain", model_overrides: dict | None = None,
+               train_overrides: dict | None = None, resume: bool = True, progress: bool = True) -> DualDiT:
+    """Train (or resume) one stage of the dual model; returns the trained model (eval mode)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}")
+    run_dir = Path(run_dir)
+    ds = Dataset(data_dir)
+    if not ds.has_images:
+        raise ValueError(f"dataset '{ds.name}' has no images: the dual model draws pictures")
+    missing = [a for a in ATTRIBUTES if a not in ds.items]
+    if missing:
+        raise ValueError(f"dataset '{ds.name}' has no {', '.join(missing)} column in items.parquet: "
+                         f"the dual model writes every attribute")
+    train_config = with_overrides(DualTrainConfig(), train_overrides)
+    saved = json.loads((run_dir / RUN).read_text()) if (run_dir / RUN).exists() else None
+    if saved and (saved.get("task") != "dual" or saved["data"]["name"] != ds.name):
+        raise ValueError(f"{run_dir} is another run ({saved.get('task')} on '{saved['data']['name']}'); "
+                         f"choose another --out")
+    if saved and (run_dir / MODEL).exists():
+        model = DualDiT.load(run_dir / MODEL)  # a later stage continues from the model so far
+        if model_overrides:
+            raise ValueError(f"{run_dir} already holds a model: its settings cannot change (drop --set)")
+    else:
+        model = DualDiT(with_overrides(DualConfig(), model_overrides), TextVocabulary.from_items(ds.items),
+                        meta={"dataset": ds.name})
+    stages = [s for s in (saved or {}).get("stages", []) if s["stage"] != stage]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / RUN, {"task": "dual", "model_config": asdict(model.config),
+                               "stages": stages + [{"stage": stage, "train_config": asdict(train_config)}],
+                               "data": {"path": str(Path(data_dir).resolve()), "name": ds.name}})
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(train_config.threads or os.cpu_count() or 1)
+    try:
+        examples = DualExamples(ds, model.vocab, dataset_features(ds), train_config.history_len)
+        _Trainer(model, examples, stage, train_config, run_dir, progress).run(resume)
+    finally:
+        torch.set_num_threads(threads_before)
+    return DualDiT.load(run_dir / MODEL)
+
+
+class _Trainer:
+    def __init__(self, model: DualDiT, examples: DualExamples, stage: str, config: DualTrainConfig, run_dir: Path,
+                 progress: bool):
+        self.model, self.examples, self.stage, self.config, self.run_dir = model, examples, stage, config, run_dir
+        self.progress = progress
+        self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.random = torch.Generator().manual_seed(config.seed)
+        self.state_path = run_dir / f"state-{stage}.pt"
+        self.history: list[dict] = []
+        self.epoch, self.step, self.train_seconds = 0, 0, 0.0
+
+    def run(self, resume: bool) -> None:
+        cfg, n = self.config, self.examples.count(self.stage)
+        if resume and self.state_path.exists():
+            self._restore()
+        bs = min(cfg.batch_size, n)
+        steps = max(1, n // bs)
+        last_checkpoint = time.monotonic()
+        with Progress(enabled=self.progress) as bar:
+            while self.epoch < cfg.epochs and not self._out_of_time():
+                order = np.random.default_rng([cfg.seed, self.epoch]).permutation(n)
+                start, before, losses = time.perf_counter(), self.train_seconds, []
+                self.model.train()
+                for _ in bar.track(range(self.step, steps), f"dual {self.stage} epoch {self.epoch + 1}",
+                                   total=steps - self.step):
+                    pictures, text, cond = self.examples.batch(self.stage, order[self.step * bs:(self.step + 1) * bs])
+                    loss, parts = self.model.loss(pictures, text, cond, self.random)
+                    self.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                    self.opt.step()
+                    losses.append(parts)
+                    self.step += 1
+                    if len(losses) % 20 == 0:
+                        recent = losses[-20:]
+                        bar.info(f"image {np.mean([p['image'] for p in recent]):.3f} "
+                                 f"text {np.mean([p['text'] for p in recent]):.3f}")
+                    if time.monotonic() - last_checkpoint > cfg.checkpoint_every_s:
+                        self.train_seconds += time.perf_counter() - start
+                        start = time.perf_counter()
+                        self._checkpoint()
+                        last_checkpoint = time.monotonic()
+                    if self._out_of_time(time.perf_counter() - start):
+                        break
+                self.train_seconds += time.perf_counter() - start
+                finished = self.step >= steps
+                self._end_epoch(losses, self.train_seconds - before, bs, partial=not finished)
+                if finished:
+                    self.epoch, self.step = self.epoch + 1, 0
+                self._checkpoint()
+                last_checkpoint = time.monotonic()
+        if not (self.run_dir / MODEL).exists():  # epochs=0: the untrained model is what there is
+            self.model.save(self.run_dir / MODEL)
+
+    def _out_of_time(self, extra: float = 0.0) -> bool:
+        return self.config.max_minutes is not None and self.train_seconds + extra > 60 * self.config.max_minutes
+
+    def _end_epoch(self, losses: list[dict], seconds: float, batch_size: int, partial: bool) -> None:
+        row = {"stage": self.stage, "epoch": self.epoch + 1, "partial": partial,
+               "image_loss": float(np.mean([p["image"] for p in losses])) if losses else None,
+               "text_loss": float(np.mean([p["text"] for p in losses])) if losses else None,
+               "seconds": round(seconds, 2), "train_seconds": round(self.train_seconds, 2),
+               "examples_per_second": round(len(losses) * batch_size / max(seconds, 1e-9), 1)}
+        self.history.append(row)
+        self.model.meta["history"] = self.model.meta.get("history", [])[:] + [row]
+        self.model.save(self.run_dir / MODEL)
+        metrics = json.loads((self.run_dir / METRICS).read_text()) if (self.run_dir / METRICS).exists() else {}
+        write_json(self.run_dir / METRICS, {**metrics, self.stage: {"history": self.history,
+                                                                    "train_seconds": self.train_seconds}})
+        with open(self.run_dir / LOG, "a") as log:
+            log.write(json.dumps(row) + "\n")
+
+    def _checkpoint(self) -> None:
+        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "random": self.random.get_state(),
+                 "history": json.dumps(self.history), "epoch": self.epoch, "step": self.step,
+                 "train_seconds": self.train_seconds}
+        with atomic_path(self.state_path) as tmp:
+            torch.save(state, tmp)
+
+    def _restore(self) -> None:
+        state = torch.load(self.state_path, weights_only=True)  # the restricted unpickler
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.random.set_state(state["random"])
+        self.history = json.loads(state["history"])
+        self.epoch, self.step, self.train_seconds = state["epoch"], state["step"], state["train_seconds"]

@@ -1,0 +1,156 @@
+"""The dual-diffusion transformer on the tiny world: it learns a batch, keeps a given stream while it
+generates the other, writes only values a category has, trains in stages with resume, saves and
+loads, leaves the target out of its conditions, and answers the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from modiste.cli import app
+from modiste.data import Dataset
+from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, TextVocabulary
+from modiste.design.dual_api import parse_description
+from modiste.design.dual_train import DualExamples, train_dual
+from modiste.vision.common import to_unit_range
+from modiste.vision.encoder import dataset_features
+
+runner = CliRunner()
+SMALL = {"dim": 32, "depth": 2, "heads": 2}
+FAST = {"epochs": 1, "batch_size": 32, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def ds(tiny_world):
+    return Dataset(tiny_world)
+
+
+@pytest.fixture(scope="module")
+def vocab(ds):
+    return TextVocabulary.from_items(ds.items)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dual") / "run"
+    train_dual(tiny_world, out, stage="pretrain", model_overrides=SMALL, train_overrides=FAST, progress=False)
+    train_dual(tiny_world, out, stage="condition", train_overrides=FAST, progress=False)
+    return out
+
+
+def _batch(ds, vocab, rows):
+    images = to_unit_range(torch.from_numpy(np.array(ds.images[rows])))
+    text = vocab.encode(ds.items.iloc[rows][list(ATTRIBUTES)].to_dict("records"))
+    category = torch.tensor([vocab.categories.index(c) for c in ds.items["category"].iloc[rows]])
+    return images, text, category
+
+
+def test_the_model_learns_a_batch(ds, vocab):
+    images, text, category = _batch(ds, vocab, np.arange(16))
+    model = DualDiT(DualConfig(**SMALL), vocab)
+    cond = Conditions(category=category)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    first = None
+    for step in range(80):
+        loss, parts = model.loss(images, text, cond, torch.Generator().manual_seed(step % 4))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first or parts
+    assert parts["text"] < 0.5 * first["text"]
+    assert parts["image"] < 0.8 * first["image"]
+
+
+def test_sampling_keeps_the_given_stream_and_writes_only_the_categorys_values(ds, vocab):
+    images, text, category = _batch(ds, vocab, np.arange(8))
+    model = DualDiT(DualConfig(**SMALL), vocab)
+    cond = Conditions(category=category)
+    pictures, words = model.sample(cond, steps=4, image=images)  # image to text
+    assert torch.equal(pictures, images.clamp(-1, 1))
+    assert not (words == vocab.masks).any()
+    allowed = vocab.allowed()
+    for row, c in zip(words, category):
+        assert all(allowed[c, k, v] for k, v in enumerate(row))
+    partial = text.clone()
+    partial[:, 1:] = vocab.masks[1:]  # only the colour is given
+    pictures, words = model.sample(cond, steps=4, text=partial)  # text to image
+    assert torch.equal(words[:, 0], text[:, 0]) and not (words == vocab.masks).any()
+    assert pictures.shape == (8, 3, 64, 64) and pictures.abs().max() <= 1
+
+
+def test_guidance_changes_the_samples_only_when_asked(ds, vocab):
+    _, text, category = _batch(ds, vocab, np.arange(4))
+    model = DualDiT(DualConfig(**SMALL), vocab)
+    for p in model.parameters():  # zero-initialised heads would make every condition irrelevant
+        p.data.normal_(0, 0.05)
+    cond = Conditions(category=category, preference=text, history=torch.randn(4, 256))
+    plain, _ = model.sample(cond, steps=3, seed=1)
+    same, _ = model.sample(cond, steps=3, seed=1, guidance={"preference": 1.0, "history": 1.0})
+    guided, _ = model.sample(cond, steps=3, seed=1, guidance={"preference": 3.0})
+    assert torch.allclose(plain, same)
+    assert not torch.allclose(plain, guided, atol=1e-4)
+
+
+def test_descriptions_are_read_into_attribute_values(vocab):
+    category, ids, given = parse_description(vocab, "A light-blue? no: a LIGHT BLUE striped long sleeve shirt")
+    assert vocab.categories[category] == "shirt"
+    assert given == {"color": "light blue", "pattern": "stripes", "design": "long sleeve"}
+    assert ids[ATTRIBUTES.index("material")] == vocab.mask("material")
+    with pytest.raises(ValueError, match="names no category"):
+        parse_description(vocab, "something nice")
+
+
+def test_conditions_leave_the_target_out_of_the_history(ds, vocab):
+    examples = DualExamples(ds, vocab, dataset_features(ds))
+    data = examples.data
+    key = int(np.flatnonzero(np.diff(data.history[0]) >= 3)[0])  # a user with 3+ items in a category
+    user, category = divmod(key, len(data.categories))
+    history = data.user_history(np.array([user]), np.array([category]), 10)[0]
+    history = history[history >= 0]
+    target = history[-1]
+    cond = examples.conditions(np.array([user]), np.array([target]), np.full((1, 3), -1))
+    rest = history[:-1]
+    expected = examples.features[torch.from_numpy(rest)].mean(0)
+    assert torch.allclose(cond.history[0], expected, atol=1e-5)
+    colours = examples.text[torch.from_numpy(rest), 0]
+    assert cond.preference[0, 0] == torch.bincount(colours).argmax()
+    assert (cond.outfit_category == -1).all()
+
+
+def test_training_runs_in_stages_resumes_and_saves(run, tiny_world):
+    saved = json.loads((run / "run.json").read_text())
+    assert [s["stage"] for s in saved["stages"]] == ["pretrain", "condition"]
+    model = DualDiT.load(run / "model")
+    assert [h["stage"] for h in model.meta["history"]] == ["pretrain", "condition"]
+    again = train_dual(tiny_world, run, stage="condition", train_overrides={**FAST, "epochs": 2}, progress=False)
+    assert [h["epoch"] for h in again.meta["history"] if h["stage"] == "condition"] == [1, 2]  # resumed, not redone
+    # What is saved is what was trained: the same outputs for the same inputs.
+    x, t = torch.zeros(2, 3, 64, 64), torch.full((2,), 0.5)
+    cond = Conditions(category=torch.tensor([0, 1]))
+    words = again.vocab.masks.expand(2, -1)
+    loaded = DualDiT.load(run / "model")
+    for a, b in zip(again(x, t, words, t, cond), loaded(x, t, words, t, cond)):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="cannot change"):
+        train_dual(tiny_world, run, stage="condition", model_overrides={"dim": 64}, progress=False)
+
+
+def test_cli_captions_and_draws(run, ds, tmp_path):
+    item = ds.items["item_id"].iloc[3]
+    result = runner.invoke(app, ["caption", "--run", str(run), "--item", item, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["category"] == ds.items["category"].iloc[3] and set(out["generated"]) == set(ATTRIBUTES)
+    picture = tmp_path / "drawn.png"
+    result = runner.invoke(app, ["generate", "text", "a red striped shirt", "--run", str(run), "--out", str(picture),
+                                 "-n", "2", "--steps", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["given"] == {"color": "red", "pattern": "stripes"} and picture.stat().st_size > 0
+    assert all(a["color"] == "red" for a in out["attributes"])
+    missing = runner.invoke(app, ["caption", "--run", str(run), "--item", "nope"])
+    assert missing.exit_code != 0 and "no item 'nope'" in missing.output
