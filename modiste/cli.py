@@ -671,6 +671,82 @@ def generate_text(
     console.print(f"wrote {out}")
 
 
+def _guidance(pairs: list[str] | None) -> dict[str, float]:
+    """--guidance preference=2 --guidance outfit=1.5 -> {"preference": 2.0, "outfit": 1.5}."""
+    from modiste.design.dual import CONDITIONS
+
+    out = {}
+    for name, value in _settings(pairs or []).items():
+        if name not in CONDITIONS:
+            _fail(f"--guidance {name}: choose one of {', '.join(CONDITIONS)}")
+        out[name] = float(value)
+    return out
+
+
+def _show_generated(result, run: Path, out: Path | None, title: str, as_json: bool) -> None:
+    from modiste.design.dual_api import load_run, picture
+    from modiste.viz import save_png
+
+    data = result.to_json()
+    if out is not None:
+        save_png(picture(result, load_run(run)[1], title), out)
+        data["picture"] = str(out)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    if result.context_ids:
+        console.print(f"beside {', '.join(result.context_ids)} (the user chose {result.true_id}):")
+    for k, item in enumerate(data["items"]):
+        console.print(f"  {k + 1}. {item['caption']}")
+    if out is not None:
+        console.print(f"wrote {out}")
+
+
+@generate_app.command("fitb")
+def generate_fitb(
+    run: Annotated[Path, typer.Option(help="a dual-model run")],
+    user: Annotated[str, typer.Option(help="user id")],
+    outfit: Annotated[str, typer.Option(help="outfit id")],
+    blank: Annotated[int | None, typer.Option(help="the blank's position (default: the last item)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG: the outfit, the chosen item, what was made")] = None,
+    n: Annotated[int, typer.Option("-n", min=1, help="how many items to make")] = 4,
+    steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
+    guidance: Annotated[list[str] | None, typer.Option(help="a scale per condition, e.g. --guidance preference=2")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Personalized fill-in-the-blank, generated: new items (picture + words) for an outfit's blank."""
+    from modiste.design.dual_api import fill_blank
+
+    try:
+        result = fill_blank(run, user, outfit, blank=blank, n=n, steps=steps, guidance=_guidance(guidance), seed=seed)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    _show_generated(result, run, out, f"{outfit}'s blank, made for {user}", as_json)
+
+
+@generate_app.command("outfit")
+def generate_outfit(
+    run: Annotated[Path, typer.Option(help="a dual-model run")],
+    user: Annotated[str, typer.Option(help="user id")],
+    categories: Annotated[str, typer.Option(help="comma-separated, e.g. top,trousers,shoes,bag")],
+    out: Annotated[Path | None, typer.Option("--out", help="PNG of the outfit")] = None,
+    steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
+    guidance: Annotated[list[str] | None, typer.Option(help="a scale per condition, e.g. --guidance outfit=1.5")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Generative outfit recommendation: a whole outfit for a user, each item made beside the ones before."""
+    from modiste.design.dual_api import make_outfit
+
+    try:
+        result = make_outfit(run, user, [c.strip() for c in categories.split(",") if c.strip()], steps=steps,
+                             guidance=_guidance(guidance), seed=seed)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    _show_generated(result, run, out, f"an outfit made for {user}", as_json)
+
+
 @bench_app.command("design")
 def bench_design(
     data: Annotated[Path, typer.Option(help="dataset directory (a synthetic world, for the oracle)")],

@@ -154,3 +154,22 @@ def test_cli_captions_and_draws(run, ds, tmp_path):
     assert all(a["color"] == "red" for a in out["attributes"])
     missing = runner.invoke(app, ["caption", "--run", str(run), "--item", "nope"])
     assert missing.exit_code != 0 and "no item 'nope'" in missing.output
+
+
+def test_cli_fills_a_blank_and_makes_an_outfit(run, ds, tmp_path):
+    outfit = ds.outfits[ds.outfits["split"] == "test"].iloc[0]
+    picture = tmp_path / "fitb.png"
+    result = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
+                                 outfit["outfit_id"], "--blank", "1", "-n", "2", "--steps", "3", "--out", str(picture),
+                                 "--guidance", "preference=2", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["true_item"] == outfit["item_ids"][1] and len(out["context"]) == len(outfit["item_ids"]) - 1
+    assert [i["category"] for i in out["items"]] == [outfit["categories"][1]] * 2 and picture.stat().st_size > 0
+    result = runner.invoke(app, ["generate", "outfit", "--run", str(run), "--user", outfit["user_id"],
+                                 "--categories", "top,trousers,shoes", "--steps", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [i["category"] for i in json.loads(result.output)["items"]] == ["top", "trousers", "shoes"]
+    bad = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
+                              outfit["outfit_id"], "--guidance", "style=2"])
+    assert bad.exit_code != 0 and "choose one of preference, history, outfit" in bad.output

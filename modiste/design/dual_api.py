@@ -1,7 +1,10 @@
-"""What the command line asks of a trained dual model: caption an item, draw a description.
+"""What the command line asks of a trained dual model: caption an item, draw a description, fill
+an outfit's blank for a user (PFITB), make a whole outfit for a user (GOR).
 
 >>> caption_item("runs/dual", "i00042")          # {"caption": ..., "generated": {...}, "true": {...}}
 >>> draw_description("runs/dual", "a red striped casual shirt", n=4)
+>>> fill_blank("runs/dual", "u00042", "o00017", n=4)
+>>> make_outfit("runs/dual", "u00042", ["top", "trousers", "shoes", "bag"])
 """
 
 from __future__ import annotations
@@ -45,9 +48,7 @@ def load_run(run: str | Path) -> tuple[DualDiT, Dataset]:
 def caption_item(run: str | Path, item_id: str, steps: int = 20, seed: int = 0) -> dict:
     """The model's attribute text for a catalogue item's picture (image to text), beside the truth."""
     model, ds = load_run(run)
-    row = int(ds.item_rows(np.array([item_id]))[0]) if item_id in set(ds.items["item_id"]) else None
-    if row is None:
-        raise KeyError(f"no item {item_id!r} in dataset '{ds.name}'")
+    row = int(ds.item_rows([item_id])[0])
     item = ds.items.iloc[row]
     category = model.vocab.categories.index(str(item["category"]))
     picture = to_unit_range(torch.from_numpy(np.array(ds.images[row:row + 1])))
@@ -97,3 +98,104 @@ def draw_description(run: str | Path, description: str, n: int = 4, steps: int =
     return Drawn(description=description, category=model.vocab.categories[category], given=given,
                  images=to_uint8(images), attributes=model.vocab.decode(out),
                  captions=model.vocab.caption(out, [category] * n))
+
+
+@dataclass
+class Generated:
+    """Items generated for a user: pictures and the model's words, with what they were made beside."""
+
+    user_id: str
+    categories: list[str]
+    images: np.ndarray  # uint8 (n, 64, 64, 3)
+    attributes: list[dict[str, str | None]]
+    captions: list[str]
+    context_ids: list[str]  # the outfit's other items (PFITB); empty for a whole outfit
+    true_id: str | None = None  # the item the user really chose (PFITB)
+
+    def to_json(self) -> dict:
+        return {"user_id": self.user_id, "context": self.context_ids, "true_item": self.true_id,
+                "items": [{"category": c, "caption": t, "attributes": a}
+                          for c, t, a in zip(self.categories, self.captions, self.attributes)]}
+
+
+def _user_row(ds: Dataset, user_id: str) -> int:
+    if user_id not in ds.users.index:
+        raise KeyError(f"no user {user_id!r} in dataset '{ds.name}'")
+    return int(ds.users.index.get_loc(user_id))
+
+
+def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None = None, n: int = 4,
+               steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0) -> Generated:
+    """PFITB: n new items for the blank of an outfit (the last item unless `blank` says), made for the
+    user beside the outfit's other items; the true item is left out of the user's history."""
+    from modiste.design.dual_train import DualExamples
+    from modiste.vision.encoder import dataset_features
+
+    model, ds = load_run(run)
+    outfits = ds.outfits.set_index("outfit_id")
+    if outfit_id not in outfits.index:
+        raise KeyError(f"no outfit {outfit_id!r} in dataset '{ds.name}'")
+    ids = list(outfits.loc[outfit_id, "item_ids"])
+    blank = len(ids) - 1 if blank is None else blank
+    if not 0 <= blank < len(ids):
+        raise ValueError(f"outfit {outfit_id!r} has {len(ids)} items: --blank must be 0..{len(ids) - 1}")
+    rows = ds.item_rows(ids)
+    context = np.delete(rows, blank)
+    examples = DualExamples(ds, model.vocab, dataset_features(ds))
+    cond = examples.conditions(np.full(n, _user_row(ds, user_id)), np.full(n, rows[blank]), np.tile(context, (n, 1)))
+    images, words = model.sample(cond, steps=steps, guidance=guidance, seed=seed)
+    category = model.vocab.categories[int(cond.category[0])]
+    return Generated(user_id=user_id, categories=[category] * n, images=to_uint8(images),
+                     attributes=model.vocab.decode(words), captions=model.vocab.caption(words, cond.category),
+                     context_ids=[ids[k] for k in range(len(ids)) if k != blank], true_id=ids[blank])
+
+
+def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int = 20,
+                guidance: dict[str, float] | None = None, seed: int = 0) -> Generated:
+    """GOR: a whole outfit for the user, one item per category in order, each made beside the
+    items made before it (their pictures read by modiste's encoder, as catalogue items are)."""
+    from modiste.cache import dataset_cache
+    from modiste.design.dual_train import DualExamples
+    from modiste.vision.encoder import ImageEncoder, dataset_features
+
+    model, ds = load_run(run)
+    unknown = [c for c in categories if c not in model.vocab.categories]
+    if unknown:
+        raise ValueError(f"unknown categor{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                         f"known: {', '.join(model.vocab.categories)}")
+    examples = DualExamples(ds, model.vocab, dataset_features(ds))  # also makes sure the encoder exists
+    encoder = ImageEncoder.load(dataset_cache(ds, "encoder"))
+    user = _user_row(ds, user_id)
+    images, words, made_features, made_categories = [], [], [], []
+    for k, name in enumerate(categories):
+        c = model.vocab.categories.index(name)
+        cond = examples.conditions(np.array([user]), None, np.full((1, 1), -1), categories=np.array([c]))
+        if made_features:
+            cond.outfit = torch.from_numpy(np.stack(made_features))[None]
+            cond.outfit_category = torch.tensor([made_categories])
+        picture, text = model.sample(cond, steps=steps, guidance=guidance, seed=seed + k)
+        images.append(to_uint8(picture)[0])
+        words.append(text[0])
+        made_features.append(encoder.encode(images[-1][None])[0])
+        made_categories.append(c)
+    words = torch.stack(words)
+    return Generated(user_id=user_id, categories=list(categories), images=np.stack(images),
+                     attributes=model.vocab.decode(words),
+                     captions=model.vocab.caption(words, [model.vocab.categories.index(c) for c in categories]),
+                     context_ids=[])
+
+
+def picture(result: Generated, ds: Dataset, title: str):
+    """A contact sheet: the outfit's other items and the true one (PFITB), then what was generated."""
+    from modiste.viz import contact_sheet
+
+    tiles, labels = [], []
+    if result.context_ids:
+        rows = ds.item_rows(result.context_ids + [result.true_id])
+        for item_id, row in zip(result.context_ids + [result.true_id], rows):
+            tiles.append(np.asarray(ds.images[row]))
+            labels.append(f"{'chosen by the user: ' if item_id == result.true_id else ''}{item_id} "
+                          f"{ds.items['category'].iloc[row]}")
+    tiles.extend(result.images)
+    labels.extend(f"made: {c}" for c in result.captions)
+    return contact_sheet(tiles, labels, columns=max(4, len(result.images)), label_lines=3, title=title)
