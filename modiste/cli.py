@@ -237,12 +237,14 @@ def _settings(pairs: list[str]) -> dict:
     return settings
 
 
-def _overrides(model_set: list[str] | None, train_set: list[str] | None,
-               epochs: int | None) -> tuple[dict | None, dict | None]:
-    """(model settings, training settings) from --set, --train-set and --epochs; None where empty."""
+def _overrides(model_set: list[str] | None, train_set: list[str] | None, epochs: int | None,
+               minutes: float | None = None) -> tuple[dict | None, dict | None]:
+    """(model settings, training settings) from --set, --train-set, --epochs and --minutes; None where empty."""
     train = _settings(train_set or [])
     if epochs is not None:
         train["epochs"] = epochs
+    if minutes is not None:
+        train["max_minutes"] = minutes
     return _settings(model_set or []) or None, train or None
 
 
@@ -511,9 +513,7 @@ def train_gan_(
     from modiste.design.train import METRICS, train_gan
 
     _open(data)
-    model_overrides, train_overrides = _overrides(set_, train_set, epochs)
-    if minutes is not None:
-        train_overrides = {**(train_overrides or {}), "max_minutes": minutes}
+    model_overrides, train_overrides = _overrides(set_, train_set, epochs, minutes)
     try:
         gan = train_gan(data, out, model_overrides=model_overrides, train_overrides=train_overrides, resume=resume,
                         progress=not quiet)
@@ -598,9 +598,7 @@ def train_dual_(
     from modiste.design.dual_train import train_dual
 
     _open(data)
-    model_overrides, train_overrides = _overrides(set_, train_set, epochs)
-    if minutes is not None:
-        train_overrides = {**(train_overrides or {}), "max_minutes": minutes}
+    model_overrides, train_overrides = _overrides(set_, train_set, epochs, minutes)
     try:
         model = train_dual(data, out, stage=stage, model_overrides=model_overrides, train_overrides=train_overrides,
                            resume=resume, progress=not quiet)
