@@ -606,7 +606,8 @@ def train_dual_(
         _fail(str(e))
     last = model.meta["history"][-1] if model.meta.get("history") else None
     if last:
-        console.print(f"{stage}: {last['epoch']} epochs, {last['train_seconds'] / 60:.1f} min; image loss "
+        epochs = f"{last['epoch'] - 1} epochs and part of one" if last["partial"] else f"{last['epoch']} epochs"
+        console.print(f"{stage}: {epochs}, {last['train_seconds'] / 60:.1f} min; image loss "
                       f"{last['image_loss']:.4f}, text loss {last['text_loss']:.4f}; model in {out / 'model'}")
 
 
@@ -677,17 +678,19 @@ def _guidance(pairs: list[str] | None) -> dict[str, float]:
     for name, value in _settings(pairs or []).items():
         if name not in CONDITIONS:
             _fail(f"--guidance {name}: choose one of {', '.join(CONDITIONS)}")
+        if not isinstance(value, (int, float)):
+            _fail(f"--guidance {name}={value}: the scale must be a number")
         out[name] = float(value)
     return out
 
 
 def _show_generated(result, run: Path, out: Path | None, title: str, as_json: bool) -> None:
-    from modiste.design.dual_api import load_run, picture
+    from modiste.design.dual_api import picture, run_dataset
     from modiste.viz import save_png
 
     data = result.to_json()
     if out is not None:
-        save_png(picture(result, load_run(run)[1], title), out)
+        save_png(picture(result, run_dataset(run), title), out)
         data["picture"] = str(out)
     if as_json:
         print(json.dumps(data, indent=2))

@@ -35,14 +35,20 @@ class Drawn:
     captions: list[str]
 
 
-def load_run(run: str | Path) -> tuple[DualDiT, Dataset]:
+def run_dataset(run: str | Path) -> Dataset:
+    """The dataset a dual-model run was trained on."""
     run = Path(run)
     if not (run / "run.json").exists():
         raise FileNotFoundError(f"{run} is not a dual-model run (no run.json): train one with `modiste train dual`")
     saved = json.loads((run / "run.json").read_text())
     if saved.get("task") != "dual":
         raise ValueError(f"{run} is a {saved.get('task', saved.get('model'))} run, not a dual-model run")
-    return DualDiT.load(run / "model"), Dataset(saved["data"]["path"])
+    return Dataset(saved["data"]["path"])
+
+
+def load_run(run: str | Path) -> tuple[DualDiT, Dataset]:
+    ds = run_dataset(run)
+    return DualDiT.load(Path(run) / "model"), ds
 
 
 def caption_item(run: str | Path, item_id: str, steps: int = 20, seed: int = 0) -> dict:
