@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from modiste.data import Dataset
 from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, TextVocabulary
 from modiste.io import atomic_path, write_json
 from modiste.outfit.data import OutfitData
-from modiste.progress import Progress
+from modiste.training import EpochLoop
 from modiste.vision.common import to_unit_range
 from modiste.vision.encoder import dataset_features
 
@@ -161,70 +160,41 @@ def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain
     torch.set_num_threads(train_config.threads or os.cpu_count() or 1)
     try:
         examples = DualExamples(ds, model.vocab, dataset_features(ds), train_config.history_len)
-        _Trainer(model, examples, stage, train_config, run_dir, progress).run(resume)
+        _Trainer(model, examples, stage, train_config, run_dir).run(resume, progress)
     finally:
         torch.set_num_threads(threads_before)
     return DualDiT.load(run_dir / MODEL)
 
 
-class _Trainer:
-    def __init__(self, model: DualDiT, examples: DualExamples, stage: str, config: DualTrainConfig, run_dir: Path,
-                 progress: bool):
+class _Trainer(EpochLoop):
+    def __init__(self, model: DualDiT, examples: DualExamples, stage: str, config: DualTrainConfig, run_dir: Path):
+        super().__init__(config.epochs, config.batch_size, config.max_minutes, config.checkpoint_every_s)
         self.model, self.examples, self.stage, self.config, self.run_dir = model, examples, stage, config, run_dir
-        self.progress = progress
+        self.label = f"dual {stage}"
         self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.random = torch.Generator().manual_seed(config.seed)
         self.state_path = run_dir / f"state-{stage}.pt"
         self.history: list[dict] = []
-        self.epoch, self.step, self.train_seconds = 0, 0, 0.0
 
-    def run(self, resume: bool) -> None:
-        cfg, n = self.config, self.examples.count(self.stage)
-        if resume and self.state_path.exists():
-            self._restore()
-        bs = min(cfg.batch_size, n)
-        steps = max(1, n // bs)
-        last_checkpoint = time.monotonic()
-        with Progress(enabled=self.progress) as bar:
-            while self.epoch < cfg.epochs and not self._out_of_time():
-                order = np.random.default_rng([cfg.seed, self.epoch]).permutation(n)
-                start, before, losses = time.perf_counter(), self.train_seconds, []
-                self.model.train()
-                for _ in bar.track(range(self.step, steps), f"dual {self.stage} epoch {self.epoch + 1}",
-                                   total=steps - self.step):
-                    pictures, text, cond = self.examples.batch(self.stage, order[self.step * bs:(self.step + 1) * bs])
-                    loss, parts = self.model.loss(pictures, text, cond, self.random)
-                    self.opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                    self.opt.step()
-                    losses.append(parts)
-                    self.step += 1
-                    if len(losses) % 20 == 0:
-                        recent = losses[-20:]
-                        bar.info(f"image {np.mean([p['image'] for p in recent]):.3f} "
-                                 f"text {np.mean([p['text'] for p in recent]):.3f}")
-                    if time.monotonic() - last_checkpoint > cfg.checkpoint_every_s:
-                        self.train_seconds += time.perf_counter() - start
-                        start = time.perf_counter()
-                        self._checkpoint()
-                        last_checkpoint = time.monotonic()
-                    if self._out_of_time(time.perf_counter() - start):
-                        break
-                self.train_seconds += time.perf_counter() - start
-                finished = self.step >= steps
-                self._end_epoch(losses, self.train_seconds - before, bs, partial=not finished)
-                if finished:
-                    self.epoch, self.step = self.epoch + 1, 0
-                self._checkpoint()
-                last_checkpoint = time.monotonic()
+    def order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.config.seed, epoch]).permutation(self.examples.count(self.stage))
+
+    def train_step(self, rows: np.ndarray) -> dict[str, float]:
+        self.model.train()
+        pictures, text, cond = self.examples.batch(self.stage, rows)
+        loss, parts = self.model.loss(pictures, text, cond, self.random)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        return parts
+
+    def finish(self) -> None:
         if not (self.run_dir / MODEL).exists():  # epochs=0: the untrained model is what there is
             self.model.save(self.run_dir / MODEL)
 
-    def _out_of_time(self, extra: float = 0.0) -> bool:
-        return self.config.max_minutes is not None and self.train_seconds + extra > 60 * self.config.max_minutes
-
-    def _end_epoch(self, losses: list[dict], seconds: float, batch_size: int, partial: bool) -> None:
+    def end_epoch(self, losses: list[dict[str, float]], seconds: float, partial: bool) -> None:
+        batch_size = min(self.config.batch_size, self.examples.count(self.stage))
         row = {"stage": self.stage, "epoch": self.epoch + 1, "partial": partial,
                "image_loss": float(np.mean([p["image"] for p in losses])) if losses else None,
                "text_loss": float(np.mean([p["text"] for p in losses])) if losses else None,
@@ -239,14 +209,14 @@ class _Trainer:
         with open(self.run_dir / LOG, "a") as log:
             log.write(json.dumps(row) + "\n")
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
         state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "random": self.random.get_state(),
                  "history": json.dumps(self.history), "epoch": self.epoch, "step": self.step,
                  "train_seconds": self.train_seconds}
         with atomic_path(self.state_path) as tmp:
             torch.save(state, tmp)
 
-    def _restore(self) -> None:
+    def restore(self) -> None:
         state = torch.load(self.state_path, weights_only=True)  # the restricted unpickler
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from modiste.data import Dataset
 from modiste.design.gan import (CategoryGAN, GANConfig, lsgan_d_loss, lsgan_g_loss, recompute_batch_norm,
                                 update_average)
 from modiste.io import atomic_path, write_json
-from modiste.progress import Progress
+from modiste.training import EpochLoop
 from modiste.vision.common import to_unit_range
 
 RUN, STATE, MODEL, METRICS, LOG = "run.json", "state.pt", "model", "metrics.json", "log.txt"
@@ -96,15 +95,18 @@ def train_gan(data_dir: str | Path, run_dir: str | Path, model_overrides: dict |
     torch.set_num_threads(train_config.threads or os.cpu_count() or 1)
     gan = CategoryGAN(categories, model_config)
     labels = np.searchsorted(categories, ds.items["category"].astype(str).to_numpy())
-    _Trainer(gan, ds.images, labels, train_config, run_dir, progress).run(resume)
+    _Trainer(gan, ds.images, labels, train_config, run_dir).run(resume, progress)
     return CategoryGAN.load(run_dir / MODEL)
 
 
-class _Trainer:
+class _Trainer(EpochLoop):
+    label = "GAN"
+
     def __init__(self, gan: CategoryGAN, images: np.ndarray, labels: np.ndarray, config: GANTrainConfig,
-                 run_dir: Path, progress: bool):
+                 run_dir: Path):
+        super().__init__(config.epochs, config.batch_size, config.max_minutes, config.checkpoint_every_s)
         self.gan, self.images, self.labels, self.config, self.run_dir = gan, images, labels, config, run_dir
-        self.progress = progress
+        self.state_path = run_dir / STATE
         rows = np.arange(len(images))
         if config.max_images is not None and config.max_images < len(rows):
             rows = np.sort(np.random.default_rng([config.seed, 3]).choice(rows, config.max_images, replace=False))
@@ -117,52 +119,22 @@ class _Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
         self.random = torch.Generator().manual_seed(config.seed)  # z and mirroring
         self.history: list[dict] = []
-        self.epoch, self.step, self.train_seconds, self.images_seen = 0, 0, 0.0, 0
+        self.images_seen = 0
         # The fixed z of every epoch's contact sheet: the same tiles, epoch after epoch.
         self.sheet_z = CategoryGAN.random_z(config.sheet_columns, gan.z_dim, torch.Generator().manual_seed(1234))
 
-    def run(self, resume: bool) -> None:
-        cfg = self.config
-        if resume and (self.run_dir / STATE).exists():
-            self._restore()
-        bs = min(cfg.batch_size, len(self.rows))
-        steps = max(1, len(self.rows) // bs)
-        last_checkpoint = time.monotonic()
-        with Progress(enabled=self.progress) as bar:
-            while self.epoch < cfg.epochs and not self._out_of_time():
-                perm = self.rows[np.random.default_rng([cfg.seed, self.epoch]).permutation(len(self.rows))]
-                start, before = time.perf_counter(), self.train_seconds
-                d_losses, g_losses = [], []
-                self.G.train()
-                self.D.train()
-                for _ in bar.track(range(self.step, steps), f"GAN epoch {self.epoch + 1}", total=steps - self.step):
-                    idx = np.sort(perm[self.step * bs:(self.step + 1) * bs])  # sorted: sequential memmap reads
-                    d_loss, g_loss = self._train_step(idx)
-                    d_losses.append(d_loss)
-                    g_losses.append(g_loss)
-                    self.step += 1
-                    self.images_seen += len(idx)
-                    if len(d_losses) % 20 == 0:
-                        bar.info(f"D {np.mean(d_losses[-20:]):.3f} G {np.mean(g_losses[-20:]):.3f}")
-                    if time.monotonic() - last_checkpoint > cfg.checkpoint_every_s:
-                        self.train_seconds += time.perf_counter() - start
-                        start = time.perf_counter()
-                        self._checkpoint()
-                        last_checkpoint = time.monotonic()
-                    if self._out_of_time(time.perf_counter() - start):
-                        break
-                self.train_seconds += time.perf_counter() - start
-                finished = self.step >= steps
-                self._end_epoch(d_losses, g_losses, self.train_seconds - before, partial=not finished)
-                if finished:
-                    self.epoch, self.step = self.epoch + 1, 0
-                self._checkpoint()
-                last_checkpoint = time.monotonic()
+    def order(self, epoch: int) -> np.ndarray:
+        return self.rows[np.random.default_rng([self.config.seed, epoch]).permutation(len(self.rows))]
+
+    def finish(self) -> None:
         if not (self.run_dir / MODEL).exists():  # epochs=0: the untrained GAN is what there is
             self._save_model()
 
-    def _train_step(self, idx: np.ndarray) -> tuple[float, float]:
+    def train_step(self, rows: np.ndarray) -> dict[str, float]:
         cfg = self.config
+        idx = np.sort(rows)  # sorted: sequential memmap reads
+        self.G.train()
+        self.D.train()
         real = torch.from_numpy(np.ascontiguousarray(self.images[idx]))
         if cfg.mirror:
             flip = torch.rand(len(real), generator=self.random) < 0.5
@@ -182,10 +154,8 @@ class _Trainer:
         # A warm-up of the average's decay, (1 + t) / (10 + t) up to `ema`, so that short runs average recent weights.
         t = self.images_seen // max(1, len(idx))
         update_average(self.average, self.G, min(cfg.ema, (1 + t) / (10 + t)))
-        return float(d_loss.detach()), float(g_loss.detach())
-
-    def _out_of_time(self, extra: float = 0.0) -> bool:
-        return self.config.max_minutes is not None and self.train_seconds + extra > 60 * self.config.max_minutes
+        self.images_seen += len(idx)
+        return {"D": float(d_loss.detach()), "G": float(g_loss.detach())}
 
     # ------------------------------------------------------------------ saving
 
@@ -200,11 +170,12 @@ class _Trainer:
         out.save(self.run_dir / MODEL)
         return out.eval()
 
-    def _end_epoch(self, d_losses: list[float], g_losses: list[float], seconds: float, partial: bool) -> None:
-        row = {"epoch": self.epoch + 1, "partial": partial, "d_loss": float(np.mean(d_losses)) if d_losses else None,
-               "g_loss": float(np.mean(g_losses)) if g_losses else None, "seconds": round(seconds, 2),
+    def end_epoch(self, losses: list[dict[str, float]], seconds: float, partial: bool) -> None:
+        row = {"epoch": self.epoch + 1, "partial": partial,
+               "d_loss": float(np.mean([l["D"] for l in losses])) if losses else None,
+               "g_loss": float(np.mean([l["G"] for l in losses])) if losses else None, "seconds": round(seconds, 2),
                "train_seconds": round(self.train_seconds, 2), "images_seen": self.images_seen,
-               "images_per_second": round(len(d_losses) * min(self.config.batch_size, len(self.rows)) / max(seconds, 1e-9), 1)}
+               "images_per_second": round(len(losses) * min(self.config.batch_size, len(self.rows)) / max(seconds, 1e-9), 1)}
         self.history.append(row)
         gan = self._save_model()
         self._sheet(gan)
@@ -224,7 +195,7 @@ class _Trainer:
                                title=f"GAN samples after epoch {self.epoch + 1} ({self.images_seen:,} pictures seen)"),
                  self.run_dir / f"samples-epoch-{self.epoch + 1:02d}.png")
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
         state = {
             "G": self.G.state_dict(), "D": self.D.state_dict(), "average": self.average.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "random": self.random.get_state(),
@@ -234,7 +205,7 @@ class _Trainer:
         with atomic_path(self.run_dir / STATE) as tmp:
             torch.save(state, tmp)
 
-    def _restore(self) -> None:
+    def restore(self) -> None:
         state = torch.load(self.run_dir / STATE, weights_only=True)  # the restricted unpickler
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
