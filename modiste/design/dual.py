@@ -90,10 +90,6 @@ class Conditions:
     def without(self, *names: str) -> Conditions:
         return Conditions(**{f.name: None if f.name in names else getattr(self, f.name) for f in fields(self)})
 
-    def index(self, rows) -> Conditions:
-        return Conditions(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
-                             for f in fields(self)})
-
 
 class TextVocabulary:
     """The attribute values as token ids: one table per attribute, each with its values, then
