@@ -483,7 +483,8 @@ def bench_outfit(
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
 ) -> None:
     """FITB, PFITB (the dataset's own and hard candidate sets), compatibility AUC and whole outfits:
-    the outfit model against random, popularity, category match, history similarity and the oracle."""
+    the outfit model and its blend against random, popularity, category match, history similarity,
+    user- and item-based CF and the oracle."""
     from modiste.outfit.report import outfit_report
 
     _open(data)

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from modiste.data import Dataset
 from modiste.outfit.compose import compose_outfit
-from modiste.outfit.data import OutfitData
-from modiste.outfit.evaluate import model_fitb_scorer
+from modiste.outfit.data import OutfitData, Questions
+from modiste.outfit.evaluate import FitbScorer, blended_fitb_scorer, model_fitb_scorer
 from modiste.outfit.model import OutfitModel
+from modiste.outfit.neighbours import Blend, Neighbourhood
 from modiste.outfit.train import BEST, RUN
 
 
@@ -26,10 +26,18 @@ from modiste.outfit.train import BEST, RUN
 class OutfitRun:
     model: OutfitModel
     data: OutfitData
+    blend: Blend | None = None  # None: a run trained before blends, or one with nothing to blend
 
     @property
     def ds(self) -> Dataset:
         return self.data.ds
+
+    @cached_property
+    def fitb_scorer(self) -> FitbScorer:
+        """How the run fills a blank for a user: the blend where the run has one, else the model."""
+        if self.blend is None:
+            return model_fitb_scorer(self.model, self.data, personal=True)
+        return blended_fitb_scorer(self.model, self.data, self.blend, Neighbourhood(self.data))
 
     def user_row(self, user_id: str | None) -> int:
         if user_id is None:
@@ -53,7 +61,7 @@ class OutfitRun:
 
 
 @lru_cache(maxsize=4)
-def _load(run: str, data: str | None, weights_mtime: float) -> OutfitRun:
+def _load(run: str, data: str | None, mtimes: tuple[int, int]) -> OutfitRun:
     spec_path = Path(run) / RUN
     if not spec_path.exists():
         raise FileNotFoundError(f"{run} is not a training run ({RUN} is missing)")
@@ -63,14 +71,14 @@ def _load(run: str, data: str | None, weights_mtime: float) -> OutfitRun:
     ds = Dataset(data or spec["data"]["path"])
     if ds.name != spec["data"]["name"]:
         raise ValueError(f"{run} was trained on '{spec['data']['name']}', not on '{ds.name}'")
-    return OutfitRun(OutfitModel.load(Path(run) / BEST), OutfitData(ds))
+    return OutfitRun(OutfitModel.load(Path(run) / BEST), OutfitData(ds), Blend.load(run))
 
 
 def load_run(run: str | Path, data: str | Path | None = None) -> OutfitRun:
-    """The run's best model and its dataset, cached until the model file changes."""
-    weights = Path(run) / BEST / "model.safetensors"
-    mtime = weights.stat().st_mtime_ns if weights.exists() else 0
-    return _load(str(Path(run).resolve()), None if data is None else str(Path(data).resolve()), mtime)
+    """The run's best model, blend and dataset, cached until the model or the blend changes."""
+    files = (Path(run) / BEST / "model.safetensors", Path(run) / Blend.FILE)
+    mtimes = tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
+    return _load(str(Path(run).resolve()), None if data is None else str(Path(data).resolve()), mtimes)
 
 
 def complete(run: str | Path, item_ids: list[str], category: str, user_id: str | None = None, k: int = 5) -> list[dict]:
@@ -110,7 +118,8 @@ def question(run: str | Path, question_id: str, personal: bool = True) -> dict:
             at = np.flatnonzero(q.ids == question_id)
             if len(at):
                 sub = q.take(at[:1])
-                scores = model_fitb_scorer(r.model, r.data, personal=personal)(sub)[0]
+                scorer = r.fitb_scorer if personal else model_fitb_scorer(r.model, r.data, personal=False)
+                scores = scorer(sub)[0]
                 cands = sub.candidates[0]
                 return {"question_id": question_id, "user_id": None if sub.users[0] < 0 else str(r.data.user_index[sub.users[0]]),
                         "context": [r.describe(row) for row in sub.context[0] if row >= 0],
@@ -121,12 +130,7 @@ def question(run: str | Path, question_id: str, personal: bool = True) -> dict:
 
 
 def _fitb_scores(r: OutfitRun, user: int, context: np.ndarray, candidates: np.ndarray, category: int) -> np.ndarray:
-    cfg = r.model.config
-    users = np.array([user])
-    args = [torch.from_numpy(context[None, :]), torch.from_numpy(candidates[None, :]), torch.tensor([category])]
-    if user >= 0:
-        args += [torch.from_numpy(users),
-                 torch.from_numpy(r.data.user_history(users, np.array([category]), cfg.history_len)),
-                 torch.from_numpy(r.data.profile(users, cfg.profile_len))]
-    with torch.no_grad():
-        return r.model.fitb(*args)[0].numpy()
+    one = Questions(ids=np.array(["complete"]), users=np.array([user]), context=context[None, :],
+                    candidates=candidates[None, :], answer=np.zeros(1, np.int64), category=np.array([category]))
+    scorer = r.fitb_scorer if user >= 0 else model_fitb_scorer(r.model, r.data, personal=False)
+    return scorer(one)[0]

@@ -8,6 +8,8 @@
 - user-based CF: the summed cosine similarity (over the sets of items in their histories) to the
   user of the other users who had the candidate, among candidates of the blank's category:
   collaborative filtering with no training.
+- item-based CF: the summed cosine similarity (over the sets of users who had them) of the
+  candidate to each item of the user's history (Sarwar et al. 2001).
 - oracle (synthetic world only): the score with which the world's users filled the blank.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from modiste.outfit.data import OutfitData, Questions
 from modiste.outfit.evaluate import FitbScorer
+from modiste.outfit.neighbours import Neighbourhood
 
 
 def random_scorer(seed: int = 0) -> FitbScorer:
@@ -48,34 +51,24 @@ def history_scorer(data: OutfitData, features: np.ndarray, length: int = 10) -> 
 
 def user_cf_scorer(data: OutfitData) -> FitbScorer:
     """User-based collaborative filtering over the users' histories (every category)."""
-    indptr, items = data.history  # keys (user, category) in user order: a user's items are contiguous
-    n_cat = len(data.categories)
-    user_start = indptr[::n_cat]
-    owners = np.repeat(np.arange(data.n_users), np.diff(user_start))
-    by_item = np.argsort(items, kind="stable")
-    holders = owners[by_item]  # users of each item, grouped by item
-    item_start = np.zeros(data.n_items + 1, np.int64)
-    np.cumsum(np.bincount(items, minlength=data.n_items), out=item_start[1:])
-    size = np.diff(user_start).astype(np.float64)
+    return _neighbourhood_scorer(data, lambda nb, user, q, n: nb.user_cf(user, q.candidates[n].clip(min=0)))
 
-    def users_of(item: int) -> np.ndarray:
-        return holders[item_start[item]:item_start[item + 1]]
 
-    def similarities(user: int) -> np.ndarray:
-        mine = items[user_start[user]:user_start[user + 1]]
-        shared = np.bincount(np.concatenate([users_of(i) for i in mine] or [np.zeros(0, np.int64)]),
-                             minlength=data.n_users).astype(np.float64)
-        shared[user] = 0.0
-        return shared / np.sqrt(np.maximum(size[user] * size, 1.0))
+def item_cf_scorer(data: OutfitData) -> FitbScorer:
+    """Item-based collaborative filtering: the candidate's similarity to the user's items."""
+    return _neighbourhood_scorer(data, lambda nb, user, q, n: nb.item_cf(nb.items_of(user), q.candidates[n].clip(min=0)))
+
+
+def _neighbourhood_scorer(data: OutfitData, one) -> FitbScorer:
+    """A scorer from one of `Neighbourhood`'s scores; unknown users score 0, and since the blank's
+    category is known, a candidate of another one ranks last (-1)."""
+    neighbourhood = Neighbourhood(data)
 
     def score(q: Questions) -> np.ndarray:
         out = np.zeros(q.candidates.shape)
         for n, user in enumerate(q.users):
-            if user < 0:
-                continue
-            sim = similarities(int(user))
-            out[n] = [sim[users_of(c)].sum() if c >= 0 else 0.0 for c in q.candidates[n]]
-        # The blank's category is known: a candidate of another one ranks last.
+            if user >= 0:
+                out[n] = one(neighbourhood, int(user), q, n)
         return np.where(data.item_category[q.candidates.clip(min=0)] == q.category[:, None], out, -1.0)
 
     return score

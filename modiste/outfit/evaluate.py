@@ -14,7 +14,8 @@ import torch
 
 from modiste.eval.ranking import auc_score
 from modiste.outfit.data import OutfitData, Questions
-from modiste.outfit.model import OutfitModel
+from modiste.outfit.model import CATEGORY_MISMATCH, OutfitModel
+from modiste.outfit.neighbours import Blend, Neighbourhood
 
 # questions -> (n, C) scores; padded candidates (-1) are ignored whatever their score
 FitbScorer = Callable[[Questions], np.ndarray]
@@ -22,15 +23,25 @@ FitbScorer = Callable[[Questions], np.ndarray]
 
 def fitb_accuracy(scores: np.ndarray, candidates: np.ndarray, answer: np.ndarray) -> float:
     """Share of questions whose answer scores highest, ties split evenly."""
-    if not len(scores):
-        return float("nan")
+    return float(np.mean(fitb_hits(scores, candidates, answer))) if len(scores) else float("nan")
+
+
+def fitb_hits(scores: np.ndarray, candidates: np.ndarray, answer: np.ndarray) -> np.ndarray:
+    """Per question: 1 if the answer alone scores highest, 1/k if it ties with k-1 others, else 0."""
     scores = np.where(candidates >= 0, scores, -np.inf)
     if np.isnan(scores).any():
         raise ValueError("a scorer returned NaN")
-    best = scores.max(axis=1, keepdims=True)
-    top = scores == best
-    hit = top[np.arange(len(answer)), answer]
-    return float(np.mean(hit / top.sum(axis=1)))
+    top = scores == scores.max(axis=1, keepdims=True)
+    return top[np.arange(len(answer)), answer] / top.sum(axis=1)
+
+
+def paired_margin(hits: np.ndarray, reference: np.ndarray, draws: int = 2000, seed: int = 0) -> dict:
+    """Mean of hits - reference over the same questions, with a 95% bootstrap interval."""
+    diff = np.asarray(hits, np.float64) - np.asarray(reference, np.float64)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(len(diff), size=(draws, len(diff)))].mean(axis=1)
+    return {"margin": round(float(diff.mean()), 4),
+            "ci95": [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]}
 
 
 def model_fitb_scorer(model: OutfitModel, data: OutfitData, personal: bool = True, batch: int = 256) -> FitbScorer:
@@ -55,6 +66,24 @@ def model_fitb_scorer(model: OutfitModel, data: OutfitData, personal: bool = Tru
         return np.concatenate(out) if out else np.zeros(q.candidates.shape)
 
     return score
+
+
+def blended_fitb_scorer(model: OutfitModel, data: OutfitData, blend: Blend, neighbourhood: Neighbourhood) -> FitbScorer:
+    """The model's personalized score blended with the counted neighbourhood scores
+    (`modiste.outfit.neighbours`); candidates of another category than the blank's rank last."""
+    personal = model_fitb_scorer(model, data, personal=True)
+
+    def score(q: Questions) -> np.ndarray:
+        considered = in_blank_category(data, q)
+        blended = blend.score(np.where(considered, personal(q), 0.0), neighbourhood.question_features(q))
+        return np.where(considered, blended, np.where(q.candidates >= 0, -CATEGORY_MISMATCH, -np.inf))
+
+    return score
+
+
+def in_blank_category(data: OutfitData, q: Questions) -> np.ndarray:
+    """(N, C) whether each candidate is a real item of the blank's category."""
+    return (q.candidates >= 0) & (data.item_category[q.candidates.clip(min=0)] == q.category[:, None])
 
 
 def model_compatibility(model: OutfitModel, outfits: np.ndarray, batch: int = 1024) -> np.ndarray:

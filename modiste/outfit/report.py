@@ -28,8 +28,10 @@ from modiste.outfit import baselines as B
 from modiste.outfit.candidates import compatibility_for
 from modiste.outfit.compose import compose_outfit
 from modiste.outfit.data import OutfitData
-from modiste.outfit.evaluate import compatibility_auc, fitb_accuracy, model_compatibility, model_fitb_scorer
+from modiste.outfit.evaluate import (blended_fitb_scorer, compatibility_auc, fitb_hits, model_compatibility,
+                                     model_fitb_scorer, paired_margin)
 from modiste.outfit.model import OutfitModel
+from modiste.outfit.neighbours import Blend, Neighbourhood
 from modiste.outfit.train import METRICS, train_outfit
 from modiste.vision.encoder import dataset_features
 
@@ -55,10 +57,18 @@ def outfit_report(data_dir: str | Path, out: str | Path, run_dir: str | Path | N
     features = dataset_features(ds) if ds.has_images else _item_embeddings(model, data.n_items)
     feature_name = "image features" if ds.has_images else "the model's item embeddings"
 
+    hard_hits: dict[str, np.ndarray] = {}  # per hard question, for the margins
+
     def row(name: str, task: str, scorer, compat_scores: np.ndarray | None) -> dict:
         r = {"model": name, "task": task}
         for key, q in (("fitb_acc", tests.get("fitb")), ("fitb_acc_hard", tests.get("hard"))):
-            r[key] = round(fitb_accuracy(scorer(q), q.candidates, q.answer), 4) if q is not None and len(q) else None
+            if q is None or not len(q):
+                r[key] = None
+                continue
+            hits = fitb_hits(scorer(q), q.candidates, q.answer)
+            r[key] = round(float(hits.mean()), 4)
+            if key == "fitb_acc_hard":
+                hard_hits[f"{name} ({task})"] = hits
         r["compat_auc"] = None if compat_scores is None else round(compatibility_auc(compat_scores, labels), 4)
         return r
 
@@ -68,7 +78,9 @@ def outfit_report(data_dir: str | Path, out: str | Path, run_dir: str | Path | N
         row("category match", "FITB", B.category_scorer(data), None),
         row(f"history similarity ({feature_name})", "PFITB", B.history_scorer(data, features), None),
         row("user-based CF", "PFITB", B.user_cf_scorer(data), None),
+        row("item-based CF", "PFITB", B.item_cf_scorer(data), None),
     ]
+    n_baselines = len(rows)
     if oracle is not None:
         oracle_compat = B.oracle_compatibility(oracle, compat_outfits)
         rows += [row("oracle", "FITB", B.oracle_scorer(oracle, personal=False), oracle_compat),
@@ -76,13 +88,18 @@ def outfit_report(data_dir: str | Path, out: str | Path, run_dir: str | Path | N
     model_compat = model_compatibility(model, compat_outfits)
     rows += [row("modiste outfit model", "FITB", model_fitb_scorer(model, data, personal=False), model_compat),
              row("modiste outfit model", "PFITB", model_fitb_scorer(model, data, personal=True), model_compat)]
+    blend = Blend.load(run_dir)
+    if blend is not None:
+        rows.append(row("modiste outfit model + neighbourhood", "PFITB",
+                        blended_fitb_scorer(model, data, blend, Neighbourhood(data)), model_compat))
 
+    margin = _margin_over_baselines(hard_hits, n_baselines)
     outfits = outfit_table(model, data, oracle, features, outfit_users)
     log = metrics.get("history", [])
     collaborative = [r for r in log if r.get("stage") == "collaborative"]
     joint = [r for r in log if r.get("stage", "joint") == "joint"]
     report = {
-        "dataset": ds.name, "rows": rows, "outfits": outfits,
+        "dataset": ds.name, "rows": rows, "outfits": outfits, "hard_margin": margin,
         "sets": {name: {"questions": len(q), "kind": kind, "sha256": _checksum(q.candidates)}
                  for (name, kind), q in zip(data.question_kinds().items(), tests.values())}
         | {"compatibility": {"questions": len(compat), "sha256": _checksum(compat_outfits)}},
@@ -90,7 +107,8 @@ def outfit_report(data_dir: str | Path, out: str | Path, run_dir: str | Path | N
         "training": {"wall_s": round(wall, 1), "train_s": joint[-1]["train_seconds"] if joint else None,
                      "collaborative_s": collaborative[-1]["seconds"] if collaborative else None,
                      "collaborative_epochs": len(collaborative), "epochs": len(joint),
-                     "best_valid_accuracy": metrics.get("best_valid_accuracy"), "run": str(run_dir)},
+                     "best_valid_accuracy": metrics.get("best_valid_accuracy"), "run": str(run_dir),
+                     "blend": None if blend is None else blend.weights},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load": [round(x, 2) for x in os.getloadavg()]},
     }
@@ -157,12 +175,35 @@ def markdown(report: dict) -> str:
     for r in report["outfits"]:
         lines.append(f"| {r['method']} | {fmt(r.get('compat_oracle'))} | {fmt(r['compat_model'])} | "
                      f"{fmt(r['personalization'])} | {fmt(r.get('utility_oracle'))} |")
+    m = report.get("hard_margin")
+    if m:
+        lines += ["", f"Hard sets: {m['model']} against the best baseline, {m['baseline']}: {m['margin']:+.4f} "
+                      f"(95% paired bootstrap interval {m['ci95'][0]:+.4f} to {m['ci95'][1]:+.4f})."]
     sets = ", ".join(f"{k}: {v['questions']} questions" for k, v in report["sets"].items())
     lines += ["", f"Test sets: {sets}. Personalization: cosine to the user's history in the item's category, "
                   f"over {report['personalization_features']}. Training: {report['training']['collaborative_epochs']} "
                   f"epochs of collaborative taste ({report['training']['collaborative_s']} s), then "
-                  f"{report['training']['epochs']} joint epochs ({report['training']['train_s']} s). Load average {report['machine']['load']}.", ""]
+                  f"{report['training']['epochs']} joint epochs ({report['training']['train_s']} s)."
+                  + _blend_note(report['training'].get('blend')) + f" Load average {report['machine']['load']}.", ""]
     return "\n".join(lines)
+
+
+def _margin_over_baselines(hard_hits: dict[str, np.ndarray], n_baselines: int) -> dict | None:
+    """modiste's personalized result (the last row) against the best baseline on the hard sets,
+    question by question: the margin and its 95% bootstrap interval."""
+    if len(hard_hits) <= n_baselines:
+        return None
+    names = list(hard_hits)
+    best = max(names[:n_baselines], key=lambda name: hard_hits[name].mean())
+    return {"model": names[-1], "baseline": best, **paired_margin(hard_hits[names[-1]], hard_hits[best])}
+
+
+def _blend_note(weights: dict | None) -> str:
+    if not weights:
+        return ""
+    terms = ", ".join(f"{name} {value:+.3f}" for name, value in weights.items())
+    return (f" Blend weights (on the model's score and log(1 + each count), fit on the validation hard "
+            f"questions): {terms}.")
 
 
 def _item_embeddings(model: OutfitModel, n_items: int) -> np.ndarray:

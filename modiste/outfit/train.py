@@ -1,6 +1,6 @@
 """Train the outfit model into a run directory, with early stopping, checkpoints and resume.
 
-Two stages:
+Three stages:
 
 1. collaborative: the taste's free user and item factors alone, as matrix factorisation with a BPR
    loss on the users' histories (an item of theirs over an item of the same category they never
@@ -13,10 +13,13 @@ Two stages:
    scored with the user's taste, plus the BPR loss on histories through the whole taste term.
    Swapping one item of a real outfit is exactly the corruption a compatibility model is trained
    against, so the same loss teaches compatibility.
+3. blend: the best model's personalized score and the counted neighbourhood scores
+   (`modiste.outfit.neighbours`) are weighed against each other on the validation hard questions,
+   into blend.json; the personalized FITB of the run is that blend.
 
 The run directory has the layout of a ranking run: run.json, state.pt (atomic, every epoch and
 every `checkpoint_every_s`; a run killed in the short first stage redoes it), best/ (the best
-validation accuracy), metrics.json, log.txt.
+validation accuracy), metrics.json, log.txt, blend.json.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from modiste.config import with_overrides
 from modiste.data import Dataset
 from modiste.io import atomic_path, write_json
 from modiste.outfit.data import OutfitData
-from modiste.outfit.evaluate import fitb_accuracy, model_fitb_scorer
+from modiste.outfit.evaluate import fitb_accuracy, in_blank_category, model_fitb_scorer
 from modiste.outfit.model import CATEGORY_MISMATCH, OutfitConfig, OutfitModel, build_model
+from modiste.outfit.neighbours import Blend, Neighbourhood
 from modiste.progress import Progress
 from modiste.vision.encoder import dataset_features
 
@@ -92,7 +96,27 @@ def train_outfit(data_dir: str | Path, run_dir: str | Path, model_overrides: dic
     _Trainer(model, data, train_config, run_dir, progress).run(resume)
     if not (run_dir / BEST).exists():  # no epoch ran (epochs=0): the untrained model is the best there is
         model.save(run_dir / BEST)
-    return OutfitModel.load(run_dir / BEST)
+    best = OutfitModel.load(run_dir / BEST)
+    blend = fit_blend(best, data)
+    if blend is not None:
+        blend.save(run_dir)
+    else:
+        (run_dir / Blend.FILE).unlink(missing_ok=True)
+    return best
+
+
+def fit_blend(model: OutfitModel, data: OutfitData) -> Blend | None:
+    """The weights of the model's score and the neighbourhood counts, fit on the validation hard
+    questions (negatives of the blank's category: where taste decides). None where there is
+    nothing to blend: a model without taste, or no user histories, or no such questions."""
+    if not model.config.personal or not len(data.history[1]):
+        return None
+    q = data.questions("valid", "hard")
+    if not len(q):
+        return None
+    considered = in_blank_category(data, q)
+    return Blend.fit(model_fitb_scorer(model, data, personal=True)(q), Neighbourhood(data).question_features(q),
+                     q.answer, considered)
 
 
 def _known(config_class, saved: dict) -> dict:
