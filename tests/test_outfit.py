@@ -97,40 +97,40 @@ def test_model_beats_every_baseline_on_hard_personalized_fitb(trained, world):
     assert mine >= max(baselines.values()) + 0.08, (mine, baselines)
 
 
-def test_user_based_cf_sums_the_similarity_of_the_candidates_other_users(world):
-    _, data = world
-    q = data.questions("test", "hard").take(np.arange(40))
+def brute_force_cf(data, q, similarity) -> np.ndarray:
+    """similarity(user's item set, all users' item sets, candidate) per candidate, by plain Python
+    over the history sets; -1 for a candidate of another category than the blank's."""
     indptr, items = data.history
     n_cat = len(data.categories)
     sets = [set(items[indptr[u * n_cat]:indptr[(u + 1) * n_cat]].tolist()) for u in range(data.n_users)]
     expected = np.zeros(q.candidates.shape)
     for n, (user, candidates) in enumerate(zip(q.users, q.candidates)):
         for k, c in enumerate(candidates):
-            expected[n, k] = sum(len(sets[user] & sets[v]) / np.sqrt(max(len(sets[user]) * len(sets[v]), 1))
-                                 for v in range(data.n_users) if v != user and c in sets[v])
-            if data.item_category[c] != q.category[n]:
-                expected[n, k] = -1.0
+            expected[n, k] = similarity(user, sets, c) if data.item_category[c] == q.category[n] else -1.0
+    return expected
+
+
+def cosine(a: set, b: set) -> float:
+    return len(a & b) / np.sqrt(max(len(a) * len(b), 1))
+
+
+def test_user_based_cf_sums_the_similarity_of_the_candidates_other_users(world):
+    _, data = world
+    q = data.questions("test", "hard").take(np.arange(40))
+    expected = brute_force_cf(data, q, lambda user, sets, c: sum(
+        cosine(sets[user], sets[v]) for v in range(len(sets)) if v != user and c in sets[v]))
     np.testing.assert_allclose(B.user_cf_scorer(data)(q), expected)
 
 
 def test_item_based_cf_sums_the_candidates_similarity_to_the_users_items(world):
     _, data = world
     q = data.questions("test", "hard").take(np.arange(40))
-    indptr, items = data.history
-    n_cat = len(data.categories)
-    sets = [set(items[indptr[u * n_cat]:indptr[(u + 1) * n_cat]].tolist()) for u in range(data.n_users)]
-    holders = {}
-    for u, s in enumerate(sets):
-        for i in s:
-            holders.setdefault(i, set()).add(u)
-    expected = np.zeros(q.candidates.shape)
-    for n, (user, candidates) in enumerate(zip(q.users, q.candidates)):
-        for k, c in enumerate(candidates):
-            expected[n, k] = sum(len(holders.get(h, set()) & holders.get(c, set()))
-                                 / np.sqrt(max(len(holders.get(h, ())) * len(holders.get(c, ())), 1))
-                                 for h in sets[user] if h != c)
-            if data.item_category[c] != q.category[n]:
-                expected[n, k] = -1.0
+
+    def holders(sets, item) -> set:
+        return {v for v, s in enumerate(sets) if item in s}
+
+    expected = brute_force_cf(data, q, lambda user, sets, c: sum(
+        cosine(holders(sets, h), holders(sets, c)) for h in sets[user] if h != c))
     np.testing.assert_allclose(B.item_cf_scorer(data)(q), expected)
 
 

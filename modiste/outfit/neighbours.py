@@ -44,8 +44,6 @@ class Neighbourhood:
         self.by_user, self.by_item = had, had.tocsc()
         self.item_count = np.asarray(had.sum(0)).ravel()
         self.user_size = np.asarray(had.sum(1)).ravel()
-        self.item_category, self.n_users = data.item_category, data.n_users
-        self._similar_users: dict[int, np.ndarray] = {}
 
     def items_of(self, user: int) -> np.ndarray:
         return self.by_user.indices[self.by_user.indptr[user]:self.by_user.indptr[user + 1]]
@@ -60,30 +58,28 @@ class Neighbourhood:
         return (shared / np.maximum(norm, 1.0)).sum(0)
 
     def similar_users(self, user: int) -> np.ndarray:
-        """cos(user, v) for every user v over their history sets (0 for the user), cached."""
-        if user not in self._similar_users:
-            shared = np.asarray((self.by_user @ self.by_user[user].T).todense()).ravel()
-            shared[user] = 0.0
-            self._similar_users[user] = shared / np.sqrt(np.maximum(self.user_size[user] * self.user_size, 1.0))
-        return self._similar_users[user]
+        """cos(user, v) for every user v over their history sets (0 for the user)."""
+        shared = np.asarray((self.by_user @ self.by_user[user].T).todense()).ravel()
+        shared[user] = 0.0
+        return shared / np.sqrt(np.maximum(self.user_size[user] * self.user_size, 1.0))
 
-    def user_cf(self, user: int, candidates: np.ndarray) -> np.ndarray:
-        return self.by_item[:, candidates].T @ self.similar_users(user)
-
-    def features(self, user: int, context: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """(C, len(FEATURES)) raw scores of each candidate for a user (-1: unknown) and an outfit."""
-        context, candidates = context[context >= 0], np.asarray(candidates).clip(min=0)
-        personal = user >= 0
-        return np.stack([self.item_cf(self.items_of(user), candidates) if personal else np.zeros(len(candidates)),
-                         self.item_cf(context, candidates),
-                         self.user_cf(user, candidates) if personal else np.zeros(len(candidates)),
-                         np.log1p(self.item_count[candidates])], axis=1)
+    def user_cf(self, user: int, candidates: np.ndarray, similar: np.ndarray | None = None) -> np.ndarray:
+        return self.by_item[:, candidates].T @ (self.similar_users(user) if similar is None else similar)
 
     def question_features(self, q: Questions) -> np.ndarray:
-        """(N, C, len(FEATURES)) for a batch of questions (padded candidates: 0)."""
+        """(N, C, len(FEATURES)) raw scores of each candidate of each question (padded ones: 0);
+        an unknown user (-1) scores 0 on the personal ones."""
         out = np.zeros(q.candidates.shape + (len(FEATURES),))
+        candidates = q.candidates.clip(min=0)
+        out[..., FEATURES.index("popularity")] = self.item_count[candidates]
         for n in range(len(q)):
-            out[n] = self.features(int(q.users[n]), q.context[n], q.candidates[n])
+            context = q.context[n]
+            out[n, :, FEATURES.index("context_cf")] = self.item_cf(context[context >= 0], candidates[n])
+        for user in np.unique(q.users[q.users >= 0]):  # the user's neighbours once for all their questions
+            mine, similar = self.items_of(user), self.similar_users(user)
+            for n in np.flatnonzero(q.users == user):
+                out[n, :, FEATURES.index("item_cf")] = self.item_cf(mine, candidates[n])
+                out[n, :, FEATURES.index("user_cf")] = self.user_cf(user, candidates[n], similar)
         return np.where((q.candidates >= 0)[..., None], out, 0.0)
 
 
