@@ -21,7 +21,7 @@ from modiste.rec.train import train_recommender
 from modiste.vision.encoder import EncoderConfig, ImageEncoder
 
 runner = CliRunner()
-GAN_FAST = {"epochs": 1, "batch_size": 16, "max_images": 64, "sheet_columns": 2}
+GAN_FAST = {"epochs": 1, "batch_size": 16, "max_images": 64, "sheet_columns": 2, "threads": 1}
 GAN_SMALL = {"g_width": 16, "d_width": 16, "d_patch": 48, "z_dim": 16}
 
 
@@ -104,7 +104,7 @@ def test_cli_train_gan_then_design(runs, tiny_world, tmp_path):
     gan_run = tmp_path / "gan"
     result = runner.invoke(app, ["train", "gan", "--data", str(tiny_world), "--out", str(gan_run), "--quiet",
                                  "--set", "g_width=16", "--set", "d_width=16", "--set", "d_patch=48", "--set", "z_dim=16",
-                                 "--train-set", "max_images=32", "--train-set", "batch_size=16", "--epochs", "1"])
+                                 "--train-set", "max_images=32", "--train-set", "batch_size=16", "--train-set", "threads=1", "--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert (gan_run / "model" / "gan.json").exists()
     ds = Dataset(tiny_world)
