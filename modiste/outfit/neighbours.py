@@ -3,14 +3,14 @@
 Where items are bare ids seen once or twice (real Polyvore-U: 107,000 items in 167,000 history
 entries), who had an item says more than any embedding a model can learn for it. These are the
 classic neighbourhood scores over the users' history sets (training interactions and a release's
-own histories, `OutfitData.history`), one column each of `Neighbourhood.features`:
+own histories, `OutfitData.history`), one column each of `Neighbourhood.question_features`:
 
 - item_cf: the sum over the user's items h of cos(h, c), where an item is the set of users who
   had it (item-based CF, Sarwar et al. 2001);
 - context_cf: the same sum over the outfit's other items: people who had these also had c;
 - user_cf: the sum over the other users v who had c of cos(u, v), where a user is the set of
   items they had (user-based CF);
-- popularity: log(1 + the number of users who had c).
+- popularity: the number of users who had c.
 
 `Blend` adds them, as log(1 + x), to the outfit model's personalized score, with weights fit on
 the validation questions as a conditional logit (a softmax over each question's candidates), so
@@ -35,6 +35,8 @@ FEATURES = ("item_cf", "context_cf", "user_cf", "popularity")
 
 
 class Neighbourhood:
+    """The users' history sets as a sparse users x items matrix, and the scores counted over it."""
+
     def __init__(self, data: OutfitData):
         indptr, items = data.history
         n_cat = len(data.categories)
