@@ -18,6 +18,7 @@ from modiste.design.dual_api import parse_description
 from modiste.design.dual_train import DualExamples, train_dual
 from modiste.vision.common import to_unit_range
 from modiste.vision.encoder import dataset_features
+from modiste.vision.latent import LatentCodec
 
 runner = CliRunner()
 SMALL = {"dim": 32, "depth": 2, "heads": 2}
@@ -51,23 +52,34 @@ def _batch(ds, vocab, rows):
 
 def test_the_model_learns_a_batch(ds, vocab):
     images, text, category = _batch(ds, vocab, np.arange(16))
-    model = DualDiT(DualConfig(**SMALL), vocab)
+    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
+    latents = model.codec.encode_tensor(images)
     cond = Conditions(category=category)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    opt = torch.optim.AdamW(model.trainable(), lr=2e-3)
+    codec_before = {k: v.clone() for k, v in model.codec.state_dict().items()}
     first = None
     for step in range(80):
-        loss, parts = model.loss(images, text, cond, torch.Generator().manual_seed(step % 4))
+        loss, parts = model.loss(latents, text, cond, torch.Generator().manual_seed(step % 4))
         opt.zero_grad()
         loss.backward()
         opt.step()
         first = first or parts
     assert parts["text"] < 0.5 * first["text"]
     assert parts["image"] < 0.8 * first["image"]
+    assert all(torch.equal(v, model.codec.state_dict()[k]) for k, v in codec_before.items())  # the codec is frozen
 
+
+def test_the_image_only_baseline_writes_no_words(ds, vocab):
+    images, text, category = _batch(ds, vocab, np.arange(8))
+    model = DualDiT(DualConfig(**SMALL, text_stream=False), vocab, LatentCodec())
+    _, parts = model.loss(model.codec.encode_tensor(images), text, Conditions(category=category, preference=text))
+    assert parts["text"] == 0 and parts["image"] > 0
+    pictures, words = model.sample(Conditions(category=category, preference=text), steps=3)
+    assert (words == vocab.masks).all() and pictures.shape == (8, 3, 64, 64)
 
 def test_sampling_keeps_the_given_stream_and_writes_only_the_categorys_values(ds, vocab):
     images, text, category = _batch(ds, vocab, np.arange(8))
-    model = DualDiT(DualConfig(**SMALL), vocab)
+    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
     cond = Conditions(category=category)
     pictures, words = model.sample(cond, steps=4, image=images)  # image to text
     assert torch.equal(pictures, images.clamp(-1, 1))
@@ -84,8 +96,8 @@ def test_sampling_keeps_the_given_stream_and_writes_only_the_categorys_values(ds
 
 def test_guidance_changes_the_samples_only_when_asked(ds, vocab):
     _, text, category = _batch(ds, vocab, np.arange(4))
-    model = DualDiT(DualConfig(**SMALL), vocab)
-    for p in model.parameters():  # zero-initialised heads would make every condition irrelevant
+    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
+    for p in model.trainable():  # zero-initialised heads would make every condition irrelevant
         p.data.normal_(0, 0.05)
     cond = Conditions(category=category, preference=text, history=torch.randn(4, 256))
     plain, _ = model.sample(cond, steps=3, seed=1)
@@ -129,7 +141,7 @@ def test_training_runs_in_stages_resumes_and_saves(run, tiny_world):
     again = train_dual(tiny_world, run, stage="condition", train_overrides={**FAST, "epochs": 2}, progress=False)
     assert [h["epoch"] for h in again.meta["history"] if h["stage"] == "condition"] == [1, 2]  # resumed, not redone
     # What is saved is what was trained: the same outputs for the same inputs.
-    x, t = torch.zeros(2, 3, 64, 64), torch.full((2,), 0.5)
+    x, t = torch.zeros(2, *again.latent_shape), torch.full((2,), 0.5)
     cond = Conditions(category=torch.tensor([0, 1]))
     words = again.vocab.masks.expand(2, -1)
     loaded = DualDiT.load(run / "model")
@@ -173,3 +185,54 @@ def test_cli_fills_a_blank_and_makes_an_outfit(run, ds, tmp_path):
     bad = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
                               outfit["outfit_id"], "--guidance", "style=2"])
     assert bad.exit_code != 0 and "choose one of preference, history, outfit" in bad.output
+
+
+@pytest.fixture(scope="module")
+def image_only_run(tiny_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("image-only") / "run"
+    train_dual(tiny_world, out, stage="condition", model_overrides={**SMALL, "text_stream": False},
+               train_overrides=FAST, progress=False)
+    return out
+
+
+def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs, tiny_world, tmp_path):
+    from modiste.design.generate_bench import CHOICE, DUAL, IMAGE_ONLY, RETRIEVAL, GenerateBenchConfig, generate_report
+
+    config = GenerateBenchConfig(questions=6, samples=2, steps=2, gor_users=2, gor_categories=("top", "trousers"),
+                                 text_items=4, probe_items=400, probe_epochs=1, threads=1, batch_size=8)
+    report = generate_report(tiny_world, run, tmp_path, image_only_run, None, app_runs[1], config, progress=False)
+    rows = {r["model"]: r for r in report["rows"]}
+    assert list(rows)[:3] == [DUAL, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
+    # The user's own choice is its own nearest candidate: the retrieval metric finds the true item.
+    assert rows[CHOICE]["retrieval_hard"] == 1.0
+    for row in rows.values():
+        assert 0 <= row["category_accuracy"] <= 1 and 0 <= row["alignment"] <= 1 and row["fid"] >= 0
+        assert {"compatibility_model", "compatibility_oracle", "utility", "image_personalization"} <= set(row)
+    assert rows[DUAL]["diversity"] is not None and rows[RETRIEVAL]["diversity"] is None
+    assert [r["model"] for r in report["gor"]] == [DUAL, IMAGE_ONLY]
+    assert report["timings_s"]["dual_s_one_pfitb_item"] > 0 and "dual_retrieval_hard_above_chance" in report["targets"]
+    for name in ("report.json", "report.md", "pfitb.png", "gor.png", "gor-captions.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    with pytest.raises(ValueError, match="not an image-only dual run"):
+        generate_report(tiny_world, run, tmp_path / "again", run, config=config, progress=False)
+
+
+def test_the_outfit_model_scores_a_new_item_as_the_catalogue_item_it_copies(ds):
+    from modiste.outfit.data import OutfitData
+    from modiste.outfit.evaluate import model_compatibility
+    from modiste.outfit.model import OutfitConfig, build_model
+
+    data = OutfitData(ds)
+    features = dataset_features(ds)
+    model = build_model(OutfitConfig(ids=False, dropout=0.0), data, features).eval()
+    outfits = data.outfits("train").items[:5]
+    last = outfits[np.arange(5), (outfits >= 0).sum(1) - 1]
+    codes, _ = data.attributes
+    view, rows = model.with_new_items(data.item_category[last], data.attribute_codes(
+        {a: ds.items[a].to_numpy(dtype=object)[last] for a in ds.attributes}), features[last])
+    assert np.array_equal(data.attribute_codes({a: ds.items[a].to_numpy(dtype=object)[last] for a in ds.attributes}),
+                          codes[last])
+    copied = outfits.copy()
+    copied[np.arange(5), (outfits >= 0).sum(1) - 1] = rows
+    assert np.allclose(model_compatibility(view, copied), model_compatibility(model, outfits), atol=1e-5)
+    assert len(model.item_category) == data.n_items  # the model itself is unchanged

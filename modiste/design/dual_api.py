@@ -160,9 +160,8 @@ def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int
                 guidance: dict[str, float] | None = None, seed: int = 0) -> Generated:
     """GOR: a whole outfit for the user, one item per category in order, each made beside the
     items made before it (their pictures read by modiste's encoder, as catalogue items are)."""
-    from modiste.cache import dataset_cache
     from modiste.design.dual_train import DualExamples
-    from modiste.vision.encoder import ImageEncoder, dataset_features
+    from modiste.vision.encoder import dataset_features
 
     model, ds = load_run(run)
     unknown = [c for c in categories if c not in model.vocab.categories]
@@ -170,25 +169,34 @@ def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int
         raise ValueError(f"unknown categor{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
                          f"known: {', '.join(model.vocab.categories)}")
     examples = DualExamples(ds, model.vocab, dataset_features(ds))  # also makes sure the encoder exists
-    encoder = ImageEncoder.load(dataset_cache(ds, "encoder"))
-    user = _user_row(ds, user_id)
-    images, words, made_features, made_categories = [], [], [], []
-    for k, name in enumerate(categories):
-        c = model.vocab.categories.index(name)
-        cond = examples.conditions(np.array([user]), None, np.full((1, 1), -1), categories=np.array([c]))
-        if made_features:
-            cond.outfit = torch.from_numpy(np.stack(made_features))[None]
-            cond.outfit_category = torch.tensor([made_categories])
-        picture, text = model.sample(cond, steps=steps, guidance=guidance, seed=seed + k)
-        images.append(to_uint8(picture)[0])
-        words.append(text[0])
-        made_features.append(encoder.encode(images[-1][None])[0])
-        made_categories.append(c)
-    words = torch.stack(words)
-    return Generated(user_id=user_id, categories=list(categories), images=np.stack(images),
-                     attributes=model.vocab.decode(words),
-                     captions=model.vocab.caption(words, [model.vocab.categories.index(c) for c in categories]),
+    codes = [model.vocab.categories.index(c) for c in categories]
+    images, words = generate_outfits(model, examples, np.array([_user_row(ds, user_id)]), codes, steps, guidance, seed)
+    return Generated(user_id=user_id, categories=list(categories), images=images[0],
+                     attributes=model.vocab.decode(words[0]), captions=model.vocab.caption(words[0], codes),
                      context_ids=[])
+
+
+def generate_outfits(model: DualDiT, examples, users: np.ndarray, categories: list[int], steps: int = 20,
+                     guidance: dict[str, float] | None = None, seed: int = 0) -> tuple[np.ndarray, torch.Tensor]:
+    """GOR for several users at once: per user, one item per category code in order, each made beside
+    the items made before it (read by the dataset's encoder). Returns pictures uint8 (U, K, 64, 64, 3)
+    and attribute ids (U, K, 6)."""
+    from modiste.cache import dataset_cache
+    from modiste.vision.encoder import ImageEncoder
+
+    encoder = ImageEncoder.load(dataset_cache(examples.ds, "encoder"))
+    n = len(users)
+    images, words, made_features = [], [], []
+    for k, c in enumerate(categories):
+        cond = examples.conditions(users, None, np.full((n, 1), -1), categories=np.full(n, c))
+        if made_features:
+            cond.outfit = torch.from_numpy(np.stack(made_features, axis=1))
+            cond.outfit_category = torch.tensor([categories[:k]] * n)
+        picture, text = model.sample(cond, steps=steps, guidance=guidance, seed=seed + k)
+        images.append(to_uint8(picture))
+        words.append(text)
+        made_features.append(encoder.encode(images[-1]))
+    return np.stack(images, axis=1), torch.stack(words, dim=1)
 
 
 def picture(result: Generated, ds: Dataset, title: str):

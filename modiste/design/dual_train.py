@@ -33,8 +33,9 @@ from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, Tex
 from modiste.io import atomic_path, write_json
 from modiste.outfit.data import OutfitData
 from modiste.training import EpochLoop
-from modiste.vision.common import to_unit_range
+from modiste.vision.common import resolve_device
 from modiste.vision.encoder import dataset_features
+from modiste.vision.latent import CodecConfig, dataset_codec, dataset_latents
 
 RUN, MODEL, METRICS, LOG = "run.json", "model", "metrics.json", "log.txt"
 STAGES = ("pretrain", "condition")
@@ -45,7 +46,8 @@ class DualTrainConfig:
     """epochs: passes over the stage's examples; batch_size, lr, weight_decay: AdamW;
     max_minutes: stop after this much training time of the stage; history_len: the latest items of a
     user's history in the category that make their preference and history conditions;
-    threads: torch CPU threads; checkpoint_every_s: seconds between mid-epoch checkpoints."""
+    threads: torch CPU threads; device: cpu, cuda or auto; checkpoint_every_s: seconds between
+    mid-epoch checkpoints."""
 
     epochs: int = 20
     batch_size: int = 32
@@ -54,15 +56,19 @@ class DualTrainConfig:
     max_minutes: float | None = 45.0
     history_len: int = 10
     threads: int | None = 1
+    device: str = "cpu"
     checkpoint_every_s: float = 60.0
     seed: int = 0
 
 
 class DualExamples:
-    """What the dual model trains on, as arrays of item rows, with its batches built on demand."""
+    """What the dual model trains on, as arrays of item rows, with its batches built on demand.
+    `latents` (n_items, C, 16, 16): the items' pictures through the codec (None where only
+    conditions are asked for, as when generating)."""
 
-    def __init__(self, ds: Dataset, vocab: TextVocabulary, features: np.ndarray, history_len: int = 10):
-        self.ds, self.vocab, self.history_len = ds, vocab, history_len
+    def __init__(self, ds: Dataset, vocab: TextVocabulary, features: np.ndarray, latents: np.ndarray | None = None,
+                 history_len: int = 10):
+        self.ds, self.vocab, self.history_len, self.latents = ds, vocab, history_len, latents
         self.data = OutfitData(ds)
         if self.data.categories != vocab.categories:
             raise ValueError(f"the model's categories ({', '.join(vocab.categories)}) are not the dataset's "
@@ -84,16 +90,16 @@ class DualExamples:
         return self.data.n_items if stage == "pretrain" else len(self.target)
 
     def batch(self, stage: str, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Conditions]:
-        """(pictures in [-1, 1], attribute ids, conditions) of the examples `rows` of a stage."""
+        """(latents, attribute ids, conditions) of the examples `rows` of a stage."""
         if stage == "pretrain":
             items = rows
             cond = Conditions(category=self.category[items])
         else:
             items = self.target[rows]
             cond = self.conditions(self.user[rows], items, self.context[rows])
-        pictures = to_unit_range(torch.from_numpy(np.ascontiguousarray(self.ds.images[np.sort(items)])))
-        pictures = pictures[np.argsort(np.argsort(items))]  # the memmap was read in order
-        return pictures, self.text[items], cond
+        latents = torch.from_numpy(np.asarray(self.latents[np.sort(items)], np.float32))
+        latents = latents[np.argsort(np.argsort(items))]  # the memmap was read in order
+        return latents, self.text[items], cond
 
     def conditions(self, users: np.ndarray, items: np.ndarray, context: np.ndarray,
                    categories: np.ndarray | None = None) -> Conditions:
@@ -127,8 +133,10 @@ def _mode(ids: torch.Tensor, valid: torch.Tensor, vocab: TextVocabulary) -> torc
 
 
 def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain", model_overrides: dict | None = None,
-               train_overrides: dict | None = None, resume: bool = True, progress: bool = True) -> DualDiT:
-    """Train (or resume) one stage of the dual model; returns the trained model (eval mode)."""
+               train_overrides: dict | None = None, resume: bool = True, progress: bool = True,
+               codec_config: CodecConfig | None = None) -> DualDiT:
+    """Train (or resume) one stage of the dual model; returns the trained model (eval mode). The
+    dataset's latent codec is trained first if it is not cached yet (`codec_config`)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}")
     run_dir = Path(run_dir)
@@ -150,7 +158,7 @@ def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain
             raise ValueError(f"{run_dir} already holds a model: its settings cannot change (drop --set)")
     else:
         model = DualDiT(with_overrides(DualConfig(), model_overrides), TextVocabulary.from_items(ds.items),
-                        meta={"dataset": ds.name})
+                        dataset_codec(ds, codec_config, progress), meta={"dataset": ds.name})
     stages = [s for s in (saved or {}).get("stages", []) if s["stage"] != stage]
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / RUN, {"task": "dual", "model_config": asdict(model.config),
@@ -159,7 +167,8 @@ def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain
     threads_before = torch.get_num_threads()
     torch.set_num_threads(train_config.threads or os.cpu_count() or 1)
     try:
-        examples = DualExamples(ds, model.vocab, dataset_features(ds), train_config.history_len)
+        latents = dataset_latents(ds, codec_config, progress)
+        examples = DualExamples(ds, model.vocab, dataset_features(ds), latents, train_config.history_len)
         _Trainer(model, examples, stage, train_config, run_dir).run(resume, progress)
     finally:
         torch.set_num_threads(threads_before)
@@ -170,8 +179,10 @@ class _Trainer(EpochLoop):
     def __init__(self, model: DualDiT, examples: DualExamples, stage: str, config: DualTrainConfig, run_dir: Path):
         super().__init__(config.epochs, config.batch_size, config.max_minutes, config.checkpoint_every_s)
         self.model, self.examples, self.stage, self.config, self.run_dir = model, examples, stage, config, run_dir
+        self.device = resolve_device(config.device)
+        model.to(self.device)
         self.label = f"dual {stage}"
-        self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.opt = torch.optim.AdamW(model.trainable(), lr=config.lr, weight_decay=config.weight_decay)
         self.random = torch.Generator().manual_seed(config.seed)
         self.state_path = run_dir / f"state-{stage}.pt"
         self.history: list[dict] = []
@@ -181,11 +192,11 @@ class _Trainer(EpochLoop):
 
     def train_step(self, rows: np.ndarray) -> dict[str, float]:
         self.model.train()
-        pictures, text, cond = self.examples.batch(self.stage, rows)
-        loss, parts = self.model.loss(pictures, text, cond, self.random)
+        latents, text, cond = self.examples.batch(self.stage, rows)
+        loss, parts = self.model.loss(latents.to(self.device), text.to(self.device), cond.to(self.device), self.random)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.model.trainable(), 1.0)
         self.opt.step()
         return parts
 
@@ -217,9 +228,9 @@ class _Trainer(EpochLoop):
             torch.save(state, tmp)
 
     def restore(self) -> None:
-        state = torch.load(self.state_path, weights_only=True)  # the restricted unpickler
+        state = torch.load(self.state_path, weights_only=True, map_location=self.device)  # the restricted unpickler
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
-        self.random.set_state(state["random"])
+        self.random.set_state(state["random"].cpu())
         self.history = json.loads(state["history"])
         self.epoch, self.step, self.train_seconds = state["epoch"], state["step"], state["train_seconds"]
