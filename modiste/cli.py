@@ -779,6 +779,40 @@ def bench_design(
     console.print(f"wrote {out / 'report.json'} ({len(report['rows'])} rows)")
 
 
+@bench_app.command("generate")
+def bench_generate(
+    data: Annotated[Path, typer.Option(help="dataset directory (a synthetic world adds the oracle's metrics)")],
+    dual_run: Annotated[Path, typer.Option("--dual-run", help="a dual-model run")],
+    out: Annotated[Path, typer.Option(help="report directory (report.json, report.md, pictures)")],
+    image_only_run: Annotated[Path | None, typer.Option(
+        "--image-only-run", help="an image-only dual run (--set text_stream=false), the DiFashion-like baseline")] = None,
+    gan_run: Annotated[Path | None, typer.Option("--gan-run", help="a GAN run (design I)")] = None,
+    outfit_run: Annotated[Path | None, typer.Option("--outfit-run", help="an outfit run: retrieval and compatibility")] = None,
+    questions: Annotated[int, typer.Option(help="PFITB questions from the test hard set")] = 200,
+    samples: Annotated[int, typer.Option(min=1, help="items generated per question")] = 4,
+    steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
+    guidance: Annotated[float, typer.Option(help="classifier-free guidance scale of every condition")] = 2.0,
+    gor_users: Annotated[int, typer.Option(help="users to generate whole outfits for")] = 24,
+    threads: Annotated[int, typer.Option(help="torch threads")] = 2,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Generative PFITB and GOR: the dual model against image-only diffusion, the GAN and retrieval;
+    FID, category accuracy, IS, text-image alignment, personalization, compatibility, retrieval
+    accuracy, diversity and the oracle's utility, with picture sheets."""
+    from modiste.design.dual import CONDITIONS
+    from modiste.design.generate_bench import GenerateBenchConfig, generate_report
+
+    _open(data)
+    config = GenerateBenchConfig(questions=questions, samples=samples, steps=steps,
+                                 guidance={c: guidance for c in CONDITIONS}, gor_users=gor_users, threads=threads)
+    try:
+        report = generate_report(data, dual_run, out, image_only_run, gan_run, outfit_run, config, progress=not quiet)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    console.print((out / "report.md").read_text())
+    console.print(f"wrote {out / 'report.json'} ({len(report['rows'])} rows)")
+
+
 # ---------------------------------------------------------------------------- the app
 
 @app.command()

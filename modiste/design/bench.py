@@ -92,7 +92,8 @@ def _report(data_dir: Path, rec_run, gan_run, out: Path, config: BenchConfig, pr
     with Progress(enabled=progress) as bar:
         t = time.perf_counter()
         bar.step("attribute classifier")
-        probe, probe_report = _probe(ds, out / "probe", config, progress=False)
+        probe, probe_report = attribute_classifier(ds, out / "probe", config.probe_items, config.probe_epochs,
+                                                   config.threads, config.seed)
         timings["classifier_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -144,7 +145,7 @@ def _report(data_dir: Path, rec_run, gan_run, out: Path, config: BenchConfig, pr
             c_flat = np.repeat(pair_cats, n).astype(str)
             pref = preference_scores(rec, u_flat, flat).reshape(m, n)
             predicted = probe.predict(flat)
-            util = _utility(oracle, u_flat, predicted).reshape(m, n)
+            util = oracle_utility(oracle, u_flat, predicted).reshape(m, n)
             cat_ok = (predicted["category"].astype(str) == c_flat).reshape(m, n)
             real_term = realism(gan, flat, np.repeat(labels, n)).reshape(m, n)
             feats = encode(encoder, flat).reshape(m, n, -1)
@@ -190,17 +191,19 @@ def _report(data_dir: Path, rec_run, gan_run, out: Path, config: BenchConfig, pr
     return report
 
 
-def _probe(ds: Dataset, directory: Path, config: BenchConfig, progress: bool) -> tuple[AttributeProbe, dict]:
-    """The attribute classifier, trained on real items (reused from `directory` when saved there)."""
+def attribute_classifier(ds: Dataset, directory: Path, items: int = 10000, epochs: int = 6, threads: int = 1,
+                         seed: int = 0) -> tuple[AttributeProbe, dict]:
+    """The attribute classifier that judges generated pictures, trained on at most `items` real
+    items and tested on 2,000 held-out ones (reused from `directory` when saved there)."""
     report_path = directory / "report.json"
     if report_path.exists() and (directory / "model").exists():
         return AttributeProbe.load(directory / "model"), json.loads(report_path.read_text())
-    train, test = split_rows(len(ds.items), config.seed, 0.2)
-    rng = np.random.default_rng([config.seed, 11])
-    train = np.sort(rng.choice(train, min(config.probe_items, len(train)), replace=False))
+    train, test = split_rows(len(ds.items), seed, 0.2)
+    rng = np.random.default_rng([seed, 11])
+    train = np.sort(rng.choice(train, min(items, len(train)), replace=False))
     test = np.sort(rng.choice(test, min(2000, len(test)), replace=False))
-    probe, report = train_probe(ds, ProbeConfig(epochs=config.probe_epochs, threads=config.threads, seed=config.seed),
-                                train_rows=train, test_rows=test, progress=progress)
+    probe, report = train_probe(ds, ProbeConfig(epochs=epochs, threads=threads, seed=seed),
+                                train_rows=train, test_rows=test)
     probe.save(directory / "model")
     report = {k: report[k] for k in ("accuracy", "chance", "train_seconds", "n_train", "n_test")}
     write_json(report_path, report)
@@ -215,7 +218,7 @@ def _sample_users(ds: Dataset, config: BenchConfig) -> np.ndarray:
     return np.sort(rng.choice(active, min(config.users, len(active)), replace=False))
 
 
-def _utility(oracle: Oracle, users: np.ndarray, predicted: dict[str, np.ndarray]) -> np.ndarray:
+def oracle_utility(oracle: Oracle, users: np.ndarray, predicted: dict[str, np.ndarray]) -> np.ndarray:
     """The oracle's taste + suitability of each user for the item the classifier reads (no look, no quality)."""
     features = rules.item_features({a: np.asarray(v).astype(str) for a, v in predicted.items()})
     return (oracle.weights[users] * features).sum(-1)

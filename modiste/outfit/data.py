@@ -69,18 +69,26 @@ class OutfitData:
     # ------------------------------------------------------------------ items
 
     @cached_property
+    def _attribute_values(self) -> dict[str, pd.Index]:
+        items = self.ds.items
+        return {a: pd.Index(sorted(items[a].dropna().unique().tolist())) for a in self.ds.attributes}
+
+    @cached_property
     def attributes(self) -> tuple[np.ndarray, list[int]]:
         """(codes (n_items, n_attributes) with 0 for a missing value, vocabulary size per attribute)."""
         items = self.ds.items
-        codes, sizes = [], []
-        for attribute in self.ds.attributes:
-            values = items[attribute]
-            vocab = pd.Index(sorted(values.dropna().unique().tolist()))
-            codes.append(vocab.get_indexer(values.fillna("\0")) + 1)  # unknown (-1) becomes 0
-            sizes.append(len(vocab) + 1)
+        return self.attribute_codes({a: items[a].to_numpy(dtype=object) for a in self.ds.attributes}), \
+            [len(v) + 1 for v in self._attribute_values.values()]
+
+    def attribute_codes(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Codes (n, n_attributes) of attribute values given per attribute (as strings, e.g. what a
+        classifier reads off a generated picture); a missing or unseen value is 0."""
+        n = len(next(iter(values.values()))) if values else 0
+        codes = [self._attribute_values[a].get_indexer(pd.Series(values.get(a, [None] * n), dtype=object).fillna("\0")) + 1
+                 for a in self.ds.attributes]  # unknown (-1) becomes 0
         if not codes:
-            return np.zeros((self.n_items, 0), np.int64), []
-        return np.stack(codes, axis=1).astype(np.int64), sizes
+            return np.zeros((n, 0), np.int64)
+        return np.stack(codes, axis=1).astype(np.int64)
 
     @cached_property
     def train_counts(self) -> np.ndarray:

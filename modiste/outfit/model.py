@@ -23,6 +23,7 @@ The blank's category is part of the question, so candidates of another category 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -120,6 +121,21 @@ class OutfitModel(nn.Module):
                 slot = torch.where(torch.rand(slot.shape) < self.config.id_dropout, 0, slot)
             e = e + self.ids(slot)
         return self.norm(e) * (rows >= 0).unsqueeze(-1)
+
+    def with_new_items(self, category: np.ndarray, attributes: np.ndarray,
+                       image_features: np.ndarray | None) -> tuple[OutfitModel, np.ndarray]:
+        """A view of this model that also knows items the catalogue lacks (generated ones), from
+        their category codes (n,), attribute codes (n, n_attributes; `OutfitData.attribute_codes`)
+        and image features (n, f), with no id: (the view, their item rows). Weights are shared."""
+        view = copy.copy(self)
+        view._buffers = dict(self._buffers)  # new buffers for the view; the parameters stay shared
+        start = len(self.item_category)
+        view.item_category = torch.cat([self.item_category, torch.as_tensor(category, dtype=torch.long)])
+        view.item_attributes = torch.cat([self.item_attributes, torch.as_tensor(attributes, dtype=torch.long)])
+        view.id_slot = torch.cat([self.id_slot, torch.zeros(len(category), dtype=torch.long)])
+        if self.image_features is not None:
+            view.image_features = torch.cat([self.image_features, torch.as_tensor(image_features, dtype=torch.float32)])
+        return view, np.arange(start, start + len(category))
 
     # ------------------------------------------------------------------ scores
 
