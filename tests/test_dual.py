@@ -210,6 +210,7 @@ def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs
         assert {"compatibility_model", "compatibility_oracle", "utility", "image_personalization"} <= set(row)
     assert rows[DUAL]["diversity"] is not None and rows[RETRIEVAL]["diversity"] is None
     assert [r["model"] for r in report["gor"]] == [DUAL, IMAGE_ONLY]
+    assert set(report["text_to_image"]["captions_true"]) == set(ATTRIBUTES)
     assert report["timings_s"]["dual_s_one_pfitb_item"] > 0 and "dual_retrieval_hard_above_chance" in report["targets"]
     for name in ("report.json", "report.md", "pfitb.png", "gor.png", "gor-captions.png"):
         assert (tmp_path / name).stat().st_size > 0

@@ -36,8 +36,9 @@ Metrics, per row (means over questions and samples):
 
 GOR: for a seeded sample of users, a whole outfit of the given categories, item by item, each
 made beside the ones made before; compatibility (oracle, outfit model), category accuracy and
-image personalization. Text to image: the dual model draws held-out items' true descriptions;
-the classifier's agreement with the given words.
+image personalization. Text to image: the dual model draws random items' true descriptions; the
+classifier's agreement with the given words. Image to text: the dual model captions the same
+items' real pictures; the written value against the true one.
 """
 
 from __future__ import annotations
@@ -255,10 +256,12 @@ class _Bench:
             seconds.append(time.perf_counter() - t)
         return float(np.median(seconds))
 
-    def _captioned(self, pictures: np.ndarray) -> Made:
-        """Pictures with the dual model's caption of each (image to text)."""
+    def _captioned(self, pictures: np.ndarray, categories: torch.Tensor | None = None) -> Made:
+        """Pictures with the dual model's caption of each (image to text), written for the given
+        category codes or else for the category the classifier reads."""
         flat = pictures.reshape(-1, 64, 64, 3)
-        category = torch.tensor([self.vocab.categories.index(x) for x in self.probe_category(flat)])
+        category = categories if categories is not None else torch.tensor(
+            [self.vocab.categories.index(x) for x in self.probe_category(flat)])
         ids = []
         for start in range(0, len(flat), self.config.batch_size):
             sl = slice(start, start + self.config.batch_size)
@@ -410,7 +413,11 @@ class _Bench:
         given = self.ds.items.iloc[items]
         agree = {a: float(np.mean(np.asarray(read[a]).astype(str) == given[a].astype(str).to_numpy()))
                  for a in ("category", *ATTRIBUTES)}
-        return {"items": int(len(items)), "agreement": agree, "classifier_on_real": self.probe_report["accuracy"]}
+        # Image to text: the same items' real pictures captioned; the written value against the true one.
+        written = self._captioned(np.asarray(self.ds.images[items])[:, None], categories=category).words
+        captions = {a: float(np.mean(written[a][:, 0] == given[a].astype(str).to_numpy())) for a in ATTRIBUTES}
+        return {"items": int(len(items)), "agreement": agree, "captions_true": captions,
+                "classifier_on_real": self.probe_report["accuracy"]}
 
     def _training(self) -> dict:
         out = {}
@@ -544,5 +551,7 @@ def markdown(report: dict) -> str:
     lines += ["", f"Text to image ({t2i['items']} held-out descriptions): the classifier reads the given value in "
                   + ", ".join(f"{a} {v:.3f}" for a, v in t2i["agreement"].items())
                   + "; on real pictures it reads " + ", ".join(f"{a} {v:.3f}" for a, v in t2i["classifier_on_real"].items()),
+              "", "Image to text (the same items' real pictures captioned): the written value is the true one in "
+                  + ", ".join(f"{a} {v:.3f}" for a, v in t2i["captions_true"].items()),
               "", "Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in report["targets"].items()), ""]
     return "\n".join(lines)
