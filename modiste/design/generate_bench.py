@@ -541,6 +541,8 @@ def markdown(report: dict) -> str:
              "| row | " + " | ".join(label for _, label in cols) + " |", "|---|" + "---|" * len(cols)]
     for r in report["rows"]:
         lines.append(f"| {r['model']} | " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |")
+    lines += ["", f"FID compares between rows of as many pictures: the generated rows and the random real items "
+                  f"have {c['samples']} per question, retrieval and the user's choice one (a smaller set reads higher)."]
     gcols = [k for k in ("category_accuracy", "image_personalization", "compatibility_model", "compatibility_oracle")
              if any(k in r for r in report["gor"])]
     lines += ["", f"GOR ({', '.join(c['gor_categories'])}, {c['gor_users']} users):", "",
