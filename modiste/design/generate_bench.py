@@ -424,7 +424,8 @@ class _Bench:
         for key, model in (("dual", self.dual), ("image_only", self.image_only)):
             if model is not None:
                 history = model.meta.get("history", [])
-                out[key] = {"config": asdict(model.config),
+                weights = Path(self.runs[key]) / "model" / "model.safetensors"
+                out[key] = {"config": asdict(model.config), "checkpoint_mb": round(weights.stat().st_size / 1e6, 1),
                             "train_seconds": round(sum(h["seconds"] for h in history), 1),
                             "parameters": sum(p.numel() for p in model.trainable()),
                             "stages": [{k: h[k] for k in ("stage", "epoch", "image_loss", "text_loss", "seconds")}
