@@ -587,7 +587,8 @@ def design(
 def train_dual_(
     data: Annotated[Path, typer.Option(help="dataset directory (with images and attributes)")],
     out: Annotated[Path, typer.Option(help="run directory (a later stage continues from its model)")],
-    stage: Annotated[str, typer.Option(help="pretrain (every item) | condition (outfits, users)")] = "pretrain",
+    stage: Annotated[str, typer.Option(help="pretrain (every item) | condition (outfits, users) | text-aug "
+                                            "(the text branch reads varied descriptions)")] = "pretrain",
     epochs: Annotated[int | None, typer.Option(help="at most this many epochs")] = None,
     minutes: Annotated[float | None, typer.Option(help="stop after this many minutes of training (default 45)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="a network setting, e.g. --set dim=96")] = None,
@@ -647,6 +648,10 @@ def generate_text(
     out: Annotated[Path, typer.Option(help="PNG to draw the pictures to")],
     n: Annotated[int, typer.Option("-n", min=1, help="how many pictures")] = 4,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
+    read: Annotated[str | None, typer.Option(
+        help="words (the rule parser's values) | reading (the model reads the description: needs the text-aug "
+             "stage) | both [default: both after text-aug, else words]")] = None,
+    guidance: Annotated[float, typer.Option(help="classifier-free guidance scale of the description")] = 2.0,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -655,7 +660,7 @@ def generate_text(
     from modiste.viz import contact_sheet, save_png
 
     try:
-        drawn = draw_description(run, description, n=n, steps=steps, seed=seed)
+        drawn = draw_description(run, description, n=n, steps=steps, seed=seed, how=read, guidance=guidance)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(_message(e))
     save_png(contact_sheet(list(drawn.images), drawn.captions, columns=min(n, 8), label_lines=2,
@@ -811,6 +816,33 @@ def bench_generate(
         _fail(_message(e))
     console.print((out / "report.md").read_text())
     console.print(f"wrote {out / 'report.json'} ({len(report['rows'])} rows)")
+
+
+@bench_app.command("text-aug")
+def bench_text_aug(
+    data: Annotated[Path, typer.Option(help="dataset directory")],
+    before: Annotated[Path, typer.Option(help="a dual-model run before its text-aug stage")],
+    after: Annotated[Path, typer.Option(help="the same run after `modiste train dual --stage text-aug`")],
+    out: Annotated[Path, typer.Option(help="report directory (report.json, report.md)")],
+    items: Annotated[int, typer.Option(help="catalogue items described")] = 200,
+    steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
+    guidance: Annotated[float, typer.Option(help="classifier-free guidance scale of the description")] = 2.0,
+    threads: Annotated[int, typer.Option(help="torch threads")] = 2,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """What text-augmented fine-tuning changes: text to image from descriptions in training words,
+    held-out words and the dataset's own phrasing (rule parser before, the model's reading after),
+    captions, and the losses of PFITB's examples."""
+    from modiste.design.text_bench import TextBenchConfig, text_aug_report
+
+    _open(data)
+    config = TextBenchConfig(items=items, steps=steps, guidance=guidance, threads=threads)
+    try:
+        text_aug_report(data, before, after, out, config, progress=not quiet)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(_message(e))
+    console.print((out / "report.md").read_text())
+    console.print(f"wrote {out / 'report.json'}")
 
 
 # ---------------------------------------------------------------------------- the app

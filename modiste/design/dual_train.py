@@ -7,6 +7,13 @@ Stages (`modiste train dual --stage ...`), each continuing from the run's model:
 - condition: every (training outfit, blank) pair: the blank item is the target; its conditions
   are the rest of the outfit, the owner's preference in the blank's category and their history
   mean there (both from their training interactions, the target left out).
+- text-aug: text-augmented fine-tuning of the text branch alone (`DualDiT.text_branch`; the image
+  stream is frozen). Every catalogue item and every condition-stage example, now with a description
+  in words as a condition: one of `phrasings` varied descriptions of the target written by
+  `modiste.design.words` (synonyms, order, openings, each attribute said with chance
+  `attribute_said`), read by the packaged sentence encoder (`modiste.sentences`). The model learns to
+  draw and write what a description asks, whatever its phrasing. Half of the condition-stage
+  examples keep no description, so that PFITB, which has none, stays as it was.
 
 A run directory holds:
 
@@ -25,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from modiste.config import with_overrides
@@ -38,7 +46,7 @@ from modiste.vision.encoder import dataset_features
 from modiste.vision.latent import CodecConfig, dataset_codec, dataset_latents
 
 RUN, MODEL, METRICS, LOG = "run.json", "model", "metrics.json", "log.txt"
-STAGES = ("pretrain", "condition")
+STAGES = ("pretrain", "condition", "text-aug")
 
 
 @dataclass
@@ -47,7 +55,8 @@ class DualTrainConfig:
     max_minutes: stop after this much training time of the stage; history_len: the latest items of a
     user's history in the category that make their preference and history conditions;
     threads: torch CPU threads; device: cpu, cuda or auto; checkpoint_every_s: seconds between
-    mid-epoch checkpoints."""
+    mid-epoch checkpoints; phrasings, attribute_said: the text-aug stage's descriptions per item and
+    the chance each attribute is named in one."""
 
     epochs: int = 20
     batch_size: int = 32
@@ -58,17 +67,21 @@ class DualTrainConfig:
     threads: int | None = 1
     device: str = "cpu"
     checkpoint_every_s: float = 60.0
+    phrasings: int = 3
+    attribute_said: float = 0.75
     seed: int = 0
 
 
 class DualExamples:
     """What the dual model trains on, as arrays of item rows, with its batches built on demand.
     `latents` (n_items, C, 16, 16): the items' pictures through the codec (None where only
-    conditions are asked for, as when generating)."""
+    conditions are asked for, as when generating); `descriptions` (n_items, phrasings, D): sentence
+    embeddings of descriptions of every item (the text-aug stage's)."""
 
     def __init__(self, ds: Dataset, vocab: TextVocabulary, features: np.ndarray, latents: np.ndarray | None = None,
-                 history_len: int = 10):
+                 history_len: int = 10, descriptions: np.ndarray | None = None):
         self.ds, self.vocab, self.history_len, self.latents = ds, vocab, history_len, latents
+        self.descriptions = descriptions
         self.data = OutfitData(ds)
         if self.data.categories != vocab.categories:
             raise ValueError(f"the model's categories ({', '.join(vocab.categories)}) are not the dataset's "
@@ -87,16 +100,29 @@ class DualExamples:
         self.context = outfits.items[o[:, None], others[b]]  # (E, width - 1), -1 padded
 
     def count(self, stage: str) -> int:
-        return self.data.n_items if stage == "pretrain" else len(self.target)
+        return {"pretrain": self.data.n_items, "condition": len(self.target),
+                "text-aug": self.data.n_items + len(self.target)}[stage]
 
-    def batch(self, stage: str, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Conditions]:
-        """(latents, attribute ids, conditions) of the examples `rows` of a stage."""
+    def batch(self, stage: str, rows: np.ndarray, rng: np.random.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, Conditions]:
+        """(latents, attribute ids, conditions) of the examples `rows` of a stage; `rng` picks the
+        text-aug stage's descriptions."""
         if stage == "pretrain":
             items = rows
             cond = Conditions(category=self.category[items])
-        else:
+        elif stage == "condition":
             items = self.target[rows]
             cond = self.conditions(self.user[rows], items, self.context[rows])
+        else:  # text-aug: rows below n_items are catalogue items alone, the rest condition examples
+            alone = rows < self.data.n_items
+            example = np.where(alone, 0, rows - self.data.n_items)
+            items = np.where(alone, rows, self.target[example])
+            cond = self.conditions(np.where(alone, -1, self.user[example]), items,
+                                   np.where(alone[:, None], -1, self.context[example]))
+            rng = rng or np.random.default_rng()
+            phrasing = rng.integers(self.descriptions.shape[1], size=len(rows))
+            described = alone | (rng.random(len(rows)) < 0.5)
+            cond.description = torch.from_numpy(self.descriptions[items, phrasing] * described[:, None])
         latents = torch.from_numpy(np.asarray(self.latents[np.sort(items)], np.float32))
         latents = latents[np.argsort(np.argsort(items))]  # the memmap was read in order
         return latents, self.text[items], cond
@@ -159,6 +185,13 @@ def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain
     else:
         model = DualDiT(with_overrides(DualConfig(), model_overrides), TextVocabulary.from_items(ds.items),
                         dataset_codec(ds, codec_config, progress), meta={"dataset": ds.name})
+    if stage == "text-aug":
+        if not (saved and (run_dir / MODEL).exists()):
+            raise ValueError(f"{run_dir} holds no model yet: the text-aug stage fine-tunes one "
+                             f"(train --stage pretrain, then condition, first)")
+        if not model.config.text_stream:
+            raise ValueError(f"{run_dir} is an image-only model: it has no text branch to fine-tune")
+        model.meta["reads_descriptions"] = True
     stages = [s for s in (saved or {}).get("stages", []) if s["stage"] != stage]
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / RUN, {"task": "dual", "model_config": asdict(model.config),
@@ -168,11 +201,32 @@ def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain
     torch.set_num_threads(train_config.threads or os.cpu_count() or 1)
     try:
         latents = dataset_latents(ds, codec_config, progress)
-        examples = DualExamples(ds, model.vocab, dataset_features(ds), latents, train_config.history_len)
+        descriptions = (item_descriptions(ds, model.vocab, train_config.phrasings, train_config.attribute_said,
+                                          progress) if stage == "text-aug" else None)
+        examples = DualExamples(ds, model.vocab, dataset_features(ds), latents, train_config.history_len,
+                                descriptions)
         _Trainer(model, examples, stage, train_config, run_dir).run(resume, progress)
     finally:
         torch.set_num_threads(threads_before)
     return DualDiT.load(run_dir / MODEL)
+
+
+def item_descriptions(ds: Dataset, vocab: TextVocabulary, phrasings: int, attribute_said: float,
+                      progress: bool = False) -> np.ndarray:
+    """(n_items, phrasings, D) float32: sentence embeddings of `phrasings` descriptions of every item,
+    written with the lexicon's training half, cached by their text."""
+    from modiste.cache import dataset_cache
+    from modiste.design.words import Phrasebook
+    from modiste.sentences import cached_embeddings, embedding_key, shared_encoder
+
+    book, rng = Phrasebook(vocab), np.random.default_rng(0)
+    records = ds.items[["category", *ATTRIBUTES]].to_dict("records")
+    texts = [book.describe(str(r["category"]), {a: None if pd.isna(r[a]) else str(r[a]) for a in ATTRIBUTES},
+                           rng, keep=attribute_said)
+             for r in records for _ in range(phrasings)]
+    encoder = shared_encoder()
+    path = dataset_cache(ds, "descriptions", f"{embedding_key(texts, encoder.name)}.npy")
+    return cached_embeddings(encoder, texts, path, progress).reshape(len(records), phrasings, -1)
 
 
 class _Trainer(EpochLoop):
@@ -182,7 +236,11 @@ class _Trainer(EpochLoop):
         self.device = resolve_device(config.device)
         model.to(self.device)
         self.label = f"dual {stage}"
-        self.opt = torch.optim.AdamW(model.trainable(), lr=config.lr, weight_decay=config.weight_decay)
+        # text-aug fine-tunes the text branch alone; the rest keeps no gradient (less to compute)
+        learning = model.text_branch() if stage == "text-aug" else model.trainable()
+        for parameter in model.trainable():
+            parameter.requires_grad_(id(parameter) in {id(q) for q in learning})
+        self.opt = torch.optim.AdamW(learning, lr=config.lr, weight_decay=config.weight_decay)
         self.random = torch.Generator().manual_seed(config.seed)
         self.state_path = run_dir / f"state-{stage}.pt"
         self.history: list[dict] = []
@@ -192,7 +250,8 @@ class _Trainer(EpochLoop):
 
     def train_step(self, rows: np.ndarray) -> dict[str, float]:
         self.model.train()
-        latents, text, cond = self.examples.batch(self.stage, rows)
+        rng = np.random.default_rng([self.config.seed, self.epoch, self.step])  # the same after a resume
+        latents, text, cond = self.examples.batch(self.stage, rows, rng)
         loss, parts = self.model.loss(latents.to(self.device), text.to(self.device), cond.to(self.device), self.random)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
