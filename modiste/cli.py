@@ -719,14 +719,24 @@ def generate_fitb(
     n: Annotated[int, typer.Option("-n", min=1, help="how many items to make")] = 4,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
     guidance: Annotated[list[str] | None, typer.Option(help="a scale per condition, e.g. --guidance preference=2")] = None,
+    pool: Annotated[int, typer.Option(min=1, help="make n x POOL items and keep the n best by the judges")] = 1,
+    rec_run: Annotated[Path | None, typer.Option("--rec-run", help="a DVBPR run: judges the pool by the user's taste")] = None,
+    outfit_run: Annotated[Path | None, typer.Option(
+        "--outfit-run", help="an outfit run: judges the pool by the completed outfit")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Personalized fill-in-the-blank, generated: new items (picture + words) for an outfit's blank."""
-    from modiste.design.dual_api import fill_blank
+    """Personalized fill-in-the-blank, generated: new items (picture + words) for an outfit's blank;
+    with --pool, generate then rank."""
+    from modiste.design.dual_api import fill_blank, run_dataset
+    from modiste.design.dual_rank import Judges
 
     try:
-        result = fill_blank(run, user, outfit, blank=blank, n=n, steps=steps, guidance=_guidance(guidance), seed=seed)
+        judges = None
+        if pool > 1 or rec_run or outfit_run:
+            judges = Judges.load(rec_run, outfit_run, run_dataset(run).name)
+        result = fill_blank(run, user, outfit, blank=blank, n=n, steps=steps, guidance=_guidance(guidance), seed=seed,
+                            pool=pool, judges=judges)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(_message(e))
     _show_generated(result, run, out, f"{outfit}'s blank, made for {user}", as_json)
@@ -793,6 +803,9 @@ def bench_generate(
         "--image-only-run", help="an image-only dual run (--set text_stream=false), the DiFashion-like baseline")] = None,
     gan_run: Annotated[Path | None, typer.Option("--gan-run", help="a GAN run (design I)")] = None,
     outfit_run: Annotated[Path | None, typer.Option("--outfit-run", help="an outfit run: retrieval and compatibility")] = None,
+    rec_run: Annotated[Path | None, typer.Option(
+        "--rec-run", help="a DVBPR run: with the outfit run, judges generate-then-rank's pools")] = None,
+    pool: Annotated[int, typer.Option(help="generate then rank: items made per question (1: no such row)")] = 8,
     questions: Annotated[int, typer.Option(help="PFITB questions from the test hard set")] = 200,
     samples: Annotated[int, typer.Option(min=1, help="items generated per question")] = 4,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
@@ -809,9 +822,11 @@ def bench_generate(
 
     _open(data)
     config = GenerateBenchConfig(questions=questions, samples=samples, steps=steps,
-                                 guidance={c: guidance for c in CONDITIONS}, gor_users=gor_users, threads=threads)
+                                 guidance={c: guidance for c in CONDITIONS}, gor_users=gor_users, pool=pool,
+                                 threads=threads)
     try:
-        report = generate_report(data, dual_run, out, image_only_run, gan_run, outfit_run, config, progress=not quiet)
+        report = generate_report(data, dual_run, out, image_only_run, gan_run, outfit_run, config, progress=not quiet,
+                                 rec_run=rec_run)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(_message(e))
     console.print((out / "report.md").read_text())

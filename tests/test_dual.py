@@ -290,6 +290,50 @@ def test_the_text_aug_benchmark_compares_before_and_after(run, text_aug_run, tin
 
 
 @pytest.fixture(scope="module")
+def dvbpr_run(tiny_world, tmp_path_factory):
+    from modiste.rec.train import train_recommender
+
+    out = tmp_path_factory.mktemp("dvbpr") / "run"
+    train_recommender("dvbpr", tiny_world, out, progress=False, model_overrides={"factors": 8, "width": 8, "hidden": 16},
+                      train_overrides={"threads": 1, "epochs": 1, "batch_size": 512, "eval_users": 20})
+    return out
+
+
+def test_the_best_of_each_pool_is_kept_best_first():
+    from modiste.design.dual_rank import best_of_pools
+
+    scores = np.array([0.1, 0.9, 0.5, 3.0, -1.0, 2.0])
+    assert best_of_pools(scores, 3, 2).tolist() == [1, 2, 3, 5]
+    assert best_of_pools(scores, 2, 1).tolist() == [1, 3, 5]
+
+
+def test_generate_then_rank_keeps_the_judges_favourites(run, dvbpr_run, app_runs, ds, tmp_path):
+    from modiste.design.dual import ATTRIBUTES
+    from modiste.design.dual_api import fill_blank
+    from modiste.design.dual_rank import Judges
+    from modiste.design.pm import preference_scores
+
+    outfit = ds.outfits[ds.outfits["split"] == "test"].iloc[0]
+    judges = Judges.load(dvbpr_run, None, ds.name)
+    ranked = fill_blank(run, outfit["user_id"], outfit["outfit_id"], n=2, steps=2, seed=3, pool=3, judges=judges)
+    pool = fill_blank(run, outfit["user_id"], outfit["outfit_id"], n=6, steps=2, seed=3)  # the same six items
+    user = np.full(6, ds.users.index.get_loc(outfit["user_id"]))
+    taste = preference_scores(judges.taste, user, pool.images)
+    best = np.argsort(-taste)[:2]
+    assert np.array_equal(ranked.images, pool.images[best])
+    assert [a for a in ranked.attributes] == [pool.attributes[k] for k in best]
+    assert set(ranked.attributes[0]) == set(ATTRIBUTES)
+    result = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
+                                 outfit["outfit_id"], "-n", "1", "--steps", "2", "--pool", "2", "--rec-run",
+                                 str(dvbpr_run), "--outfit-run", str(app_runs[1]), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["items"]) == 1
+    bad = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
+                              outfit["outfit_id"], "--pool", "2"])
+    assert bad.exit_code != 0 and "needs a judge" in bad.output
+
+
+@pytest.fixture(scope="module")
 def image_only_run(tiny_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("image-only") / "run"
     train_dual(tiny_world, out, stage="condition", model_overrides={**SMALL, "text_stream": False},
@@ -298,13 +342,15 @@ def image_only_run(tiny_world, tmp_path_factory):
 
 
 def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs, tiny_world, tmp_path):
-    from modiste.design.generate_bench import CHOICE, DUAL, IMAGE_ONLY, RETRIEVAL, GenerateBenchConfig, generate_report
+    from modiste.design.generate_bench import CHOICE, DUAL, IMAGE_ONLY, RANKED, RETRIEVAL, GenerateBenchConfig, \
+        generate_report
 
     config = GenerateBenchConfig(questions=6, samples=2, steps=2, gor_users=2, gor_categories=("top", "trousers"),
-                                 text_items=4, probe_items=400, probe_epochs=1, threads=1, batch_size=8)
+                                 text_items=4, probe_items=400, probe_epochs=1, pool=3, threads=1, batch_size=8)
     report = generate_report(tiny_world, run, tmp_path, image_only_run, None, app_runs[1], config, progress=False)
     rows = {r["model"]: r for r in report["rows"]}
-    assert list(rows)[:3] == [DUAL, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
+    assert list(rows)[:4] == [DUAL, RANKED, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
+    assert rows[RANKED]["diversity"] is None and "ranked_retrieval_hard_above_chance" in report["targets"]
     # The user's own choice is its own nearest candidate: the retrieval metric finds the true item.
     assert rows[CHOICE]["retrieval_hard"] == 1.0
     for row in rows.values():

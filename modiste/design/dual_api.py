@@ -155,9 +155,11 @@ def _user_row(ds: Dataset, user_id: str) -> int:
 
 
 def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None = None, n: int = 4,
-               steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0) -> Generated:
+               steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0, pool: int = 1,
+               judges=None) -> Generated:
     """PFITB: n new items for the blank of an outfit (the last item unless `blank` says), made for the
-    user beside the outfit's other items; the true item is left out of the user's history."""
+    user beside the outfit's other items; the true item is left out of the user's history. With
+    `pool` > 1, n x pool items are made and the n best by `judges` kept (`modiste.design.dual_rank`)."""
     from modiste.design.dual_train import DualExamples
     from modiste.vision.encoder import dataset_features
 
@@ -172,11 +174,22 @@ def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None 
     rows = ds.item_rows(ids)
     context = np.delete(rows, blank)
     examples = DualExamples(ds, model.vocab, dataset_features(ds))
-    cond = examples.conditions(np.full(n, _user_row(ds, user_id)), np.full(n, rows[blank]), np.tile(context, (n, 1)))
-    images, words = model.sample(cond, steps=steps, guidance=guidance, seed=seed)
-    category = model.vocab.categories[int(cond.category[0])]
-    return Generated(user_id=user_id, categories=[category] * n, images=to_uint8(images),
-                     attributes=model.vocab.decode(words), captions=model.vocab.caption(words, cond.category),
+    user = _user_row(ds, user_id)
+    code = int(examples.data.item_category[rows[blank]])
+    if pool > 1:
+        from modiste.design.dual_rank import sample_ranked
+
+        if judges is None:
+            raise ValueError("a pool is ranked by judges: give a DVBPR run and/or an outfit run")
+        images, words = sample_ranked(model, examples, np.array([user]), rows[blank:blank + 1], context[None], judges,
+                                      pool * n, n, steps, guidance, seed)
+        images, words = images[0], words[0]
+    else:
+        cond = examples.conditions(np.full(n, user), np.full(n, rows[blank]), np.tile(context, (n, 1)))
+        images, words = model.sample(cond, steps=steps, guidance=guidance, seed=seed)
+        images = to_uint8(images)
+    return Generated(user_id=user_id, categories=[model.vocab.categories[code]] * n, images=images,
+                     attributes=model.vocab.decode(words), captions=model.vocab.caption(words, [code] * n),
                      context_ids=[ids[k] for k in range(len(ids)) if k != blank], true_id=ids[blank])
 
 

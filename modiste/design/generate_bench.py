@@ -7,6 +7,9 @@ candidates of the blank's category). Every generator makes `samples` items for e
 
 - "dual diffusion": picture and words together, from the category, the user's preference and
   history in the category, and the rest of the outfit (classifier-free guidance);
+- "dual diffusion, generate then rank": `pool` items per question from the same model, the one
+  the user's learned models like best kept (`modiste.design.dual_rank`: DVBPR's taste and the
+  outfit model's fit; given a DVBPR run and/or an outfit run);
 - "image-only diffusion": the same backbone trained without words (DiFashion-like: category,
   history images, outfit); its words come from the dual model captioning its picture, which is
   what a user of an image-only model would do to describe it;
@@ -57,6 +60,7 @@ from modiste.design.bench import attribute_classifier, oracle_utility
 from modiste.design.dual import ATTRIBUTES, Conditions, DualDiT
 from modiste.design.dual_api import generate_outfits
 from modiste.design.dual_train import DualExamples
+from modiste.design.dual_rank import Judges, sample_ranked
 from modiste.design.metrics import FIDReference, diversity, encode, fid_encoder
 from modiste.io import write_json
 from modiste.outfit.api import load_run as load_outfit_run
@@ -66,9 +70,10 @@ from modiste.progress import Progress
 from modiste.vision.common import to_uint8, to_unit_range, torch_threads
 from modiste.vision.encoder import dataset_features
 
-DUAL, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
-    "dual diffusion (modiste)", "image-only diffusion (DiFashion-like)", "GAN (design I)",
-    "retrieval: outfit model's best candidate", "the user's choice (real)", "random item of the category (real)")
+DUAL, RANKED, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
+    "dual diffusion (modiste)", "dual diffusion, generate then rank (modiste)", "image-only diffusion (DiFashion-like)",
+    "GAN (design I)", "retrieval: outfit model's best candidate", "the user's choice (real)",
+    "random item of the category (real)")
 
 
 @dataclass
@@ -76,7 +81,8 @@ class GenerateBenchConfig:
     """questions: PFITB questions sampled from the test hard set; samples: items made per question;
     steps: sampling steps; guidance: classifier-free guidance scale per condition; gor_users,
     gor_categories: the GOR sample; text_items: held-out items whose descriptions are drawn;
-    probe_items, probe_epochs: the attribute classifier; threads: torch threads."""
+    probe_items, probe_epochs: the attribute classifier; pool: generate-then-rank's items made per
+    question (the best kept; with judges); threads: torch threads."""
 
     questions: int = 200
     samples: int = 4
@@ -87,6 +93,7 @@ class GenerateBenchConfig:
     text_items: int = 200
     probe_items: int = 10000
     probe_epochs: int = 6
+    pool: int = 8
     batch_size: int = 128
     threads: int = 2
     seed: int = 0
@@ -103,14 +110,17 @@ class Made:
 
 def generate_report(data_dir: str | Path, dual_run: str | Path, out: str | Path, image_only_run: str | Path | None = None,
                     gan_run: str | Path | None = None, outfit_run: str | Path | None = None,
-                    config: GenerateBenchConfig | None = None, progress: bool = True) -> dict:
+                    config: GenerateBenchConfig | None = None, progress: bool = True,
+                    rec_run: str | Path | None = None) -> dict:
+    """The benchmark; `rec_run` (a DVBPR run) and `outfit_run` also judge generate-then-rank's pools."""
     config = config or GenerateBenchConfig()
     with torch_threads(config.threads):
-        return _Bench(Path(data_dir), dual_run, image_only_run, gan_run, outfit_run, Path(out), config).run(progress)
+        return _Bench(Path(data_dir), dual_run, image_only_run, gan_run, outfit_run, rec_run, Path(out),
+                      config).run(progress)
 
 
 class _Bench:
-    def __init__(self, data_dir: Path, dual_run, image_only_run, gan_run, outfit_run, out: Path,
+    def __init__(self, data_dir: Path, dual_run, image_only_run, gan_run, outfit_run, rec_run, out: Path,
                  config: GenerateBenchConfig):
         from modiste.data.world.oracle import Oracle
         from modiste.design.dual_api import load_run
@@ -128,9 +138,12 @@ class _Bench:
                                  "(train one with --set text_stream=false)")
         self.gan = _load_gan(gan_run, self.ds) if gan_run is not None else None
         self.outfits = load_outfit_run(outfit_run, self.ds.path) if outfit_run is not None else None
+        self.judges = None
+        if config.pool > 1 and (rec_run is not None or outfit_run is not None):
+            self.judges = Judges.load(rec_run, outfit_run, self.ds.name)
         self.oracle = Oracle.load(data_dir) if (data_dir / "oracle").exists() else None
         self.runs = {"dual": str(dual_run), "image_only": str(image_only_run), "gan": str(gan_run),
-                     "outfit": str(outfit_run)}
+                     "outfit": str(outfit_run), "rec": str(rec_run)}
         self.vocab = self.dual.vocab
         self.features = dataset_features(self.ds)
         self.examples = DualExamples(self.ds, self.vocab, self.features)
@@ -159,6 +172,13 @@ class _Bench:
             timings["dual_s"] = time.perf_counter() - t
             timings["dual_s_per_item_batched"] = timings["dual_s"] / (len(q["users"]) * c.samples)
             timings["dual_s_one_pfitb_item"] = self._time_one_item(q)
+            if self.judges is not None:
+                t = time.perf_counter()
+                bar.step(f"generate then rank: the best of {c.pool}")
+                pictures, ids = sample_ranked(self.dual, self.examples, q["users"], q["true"], q["context"], self.judges,
+                                              c.pool, 1, c.steps, c.guidance, c.seed + 11, c.batch_size)
+                made[RANKED] = Made(pictures, self._values(ids.reshape(-1, len(ATTRIBUTES)), pictures.shape[:2]))
+                timings["ranked_s_per_question"] = (time.perf_counter() - t) / len(q["users"])
             if self.image_only is not None:
                 t = time.perf_counter()
                 made[IMAGE_ONLY] = self._captioned(self._diffusion(self.image_only, q, bar, "image-only diffusion").pictures)
@@ -520,9 +540,12 @@ def _targets(rows: list[dict], gor: list[dict]) -> dict:
                 out[f"dual_above_image_only_{metric}"] = bool(dual[metric] > other[metric])
     if GAN in by:
         out["dual_fid_below_gan"] = bool(dual["fid"] < by[GAN]["fid"])
-    if "utility" in dual:
-        out["dual_utility_above_users_choice"] = bool(dual["utility"] > by[CHOICE]["utility"])
-    out["dual_retrieval_hard_above_chance"] = bool(dual["retrieval_hard"] > 0.2)
+    for key, name in (("dual", DUAL), ("ranked", RANKED)):
+        if name not in by:
+            continue
+        if "utility" in by[name]:
+            out[f"{key}_utility_above_users_choice"] = bool(by[name]["utility"] > by[CHOICE]["utility"])
+        out[f"{key}_retrieval_hard_above_chance"] = bool(by[name]["retrieval_hard"] > 0.2)
     return out
 
 
