@@ -284,7 +284,7 @@ def test_the_text_aug_benchmark_compares_before_and_after(run, text_aug_run, tin
     for row in rows:
         assert all(0 <= row[k] <= 1 for k in ("parsed_mean", "written_mean", "drawn_mean"))
     assert set(report["captions"]) == {"before", "after"} and set(report["condition_losses"]["after"]) == {"image", "text"}
-    assert (tmp_path / "report.md").read_text().count("\n") > 10
+    assert (tmp_path / "report.md").read_text().count("\n") > 10 and (tmp_path / "text-aug.png").stat().st_size > 0
     with pytest.raises(ValueError, match="text-aug stage"):
         text_aug_report(tiny_world, run, run, tmp_path / "again", config, progress=False)
 

@@ -272,6 +272,11 @@ class DualDiT(nn.Module):
         self.no_outfit = nn.Parameter(torch.randn(d) * 0.02)  # the outfit token when there is no outfit
         self.description = nn.Sequential(nn.LayerNorm(config.description_dim), nn.Linear(config.description_dim, d))
         self.description_kind = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        # The description also joins the text stream's modulation in every block, as SD3 adds its
+        # pooled text embedding to the timestep's: zero-initialised, so an untrained reader changes nothing.
+        self.description_pooled = nn.Linear(config.description_dim, d)
+        nn.init.zeros_(self.description_pooled.weight)
+        nn.init.zeros_(self.description_pooled.bias)
         self.time_image = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.time_text = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(_Block(d, config.heads) for _ in range(config.depth))
@@ -303,6 +308,9 @@ class DualDiT(nn.Module):
         category = self.category(cond.category)
         c_image = self.time_image(_time_embedding(t_image, d)) + category
         c_text = self.time_text(_time_embedding(t_text, d)) + category
+        if cond.description is not None:  # only the text stream: text-aug leaves the image stream as it was
+            present = (cond.description != 0).any(-1, keepdim=True)
+            c_text = c_text + self.description_pooled(cond.description) * present
         for block in self.blocks:
             x, y = block(x, y, c_image, c_text, text_pad)
         velocity = _unpatchify(self.image_final(x, c_image), self.latent_shape, self.config.patch)

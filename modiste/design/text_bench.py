@@ -85,14 +85,15 @@ def text_aug_report(data_dir: str | Path, before_run: str | Path, after_run: str
         items = ds.items.iloc[rows]
         asked = {a: items[a].astype(str).to_numpy() for a in ATTRIBUTES}
         descriptions = _descriptions(models["after"].vocab, items, config.seed)
-        text_rows = []
+        text_rows, made = [], {}
         for phrasing, texts in descriptions.items():
             for how in READINGS:
                 bar.step(f"text to image: {phrasing}, {how}")
                 model = models["before" if how == "words" else "after"]
-                pictures, ids, _, parsed = text_to_image(model, texts, how, config.steps, config.guidance,
+                pictures, ids, category, parsed = text_to_image(model, texts, how, config.steps, config.guidance,
                                                          config.seed, config.batch_size)
                 written = model.vocab.decode(ids)
+                made[phrasing, how] = pictures, model.vocab.caption(ids, category)
                 read = probe.predict(pictures)
                 text_rows.append({
                     "phrasing": phrasing, "reading": how, "model": "before" if how == "words" else "after",
@@ -104,6 +105,7 @@ def text_aug_report(data_dir: str | Path, before_run: str | Path, after_run: str
         bar.step("captions and losses")
         captions = {name: _captions(model, ds, rows, asked, config) for name, model in models.items()}
         losses = _condition_losses(models, ds, config)
+        _picture(out / "text-aug.png", ds, rows, descriptions[PHRASINGS[1]], made, PHRASINGS[1])
     for row in text_rows:
         for key in ("parsed", "written", "drawn"):
             row[f"{key}_mean"] = float(np.mean(list(row[key].values())))
@@ -161,6 +163,23 @@ def _condition_losses(models: dict, ds: Dataset, config: TextBenchConfig) -> dic
             parts.append(p)
         out[name] = {k: float(np.mean([p[k] for p in parts])) for k in ("image", "text")}
     return out
+
+
+def _picture(path: Path, ds: Dataset, rows: np.ndarray, texts: list[str], made: dict, phrasing: str,
+             count: int = 8) -> None:
+    """Per item: the real item with its description, then what each reading drew, with its words."""
+    from modiste.viz import contact_sheet, save_png
+
+    tiles, labels = [], []
+    for k in range(min(count, len(rows))):
+        tiles.append(np.asarray(ds.images[rows[k]]))
+        labels.append(f"asked: {texts[k]}")
+        for how in READINGS:
+            pictures, captions = made[phrasing, how]
+            tiles.append(pictures[k])
+            labels.append(f"{how} ({'before' if how == 'words' else 'after'}): {captions[k]}")
+    save_png(contact_sheet(tiles, labels, columns=1 + len(READINGS), label_lines=5,
+                           title=f"Text to image from {phrasing}: the real item, then each reading"), path)
 
 
 def markdown(report: dict) -> str:
