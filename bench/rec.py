@@ -42,7 +42,8 @@ COLUMNS = ("auc", "auc_cold", "recall@10", "recall@50", "ndcg@10")
 
 
 # Variants beyond the papers: a row name -> (the model, its settings).
-VARIANTS = {"dvbpr-history": ("dvbpr", {"users": "history"})}
+VARIANTS = {"dvbpr-history": ("dvbpr", {"users": "history"}),
+            "dvbpr-history-pairs": ("dvbpr", {"users": "history", "uniform_users": False})}
 
 
 def modiste_row(name: str, data_dir: Path, out: Path, minutes: float | None) -> dict:
