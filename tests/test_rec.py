@@ -60,7 +60,7 @@ def test_dvbpr_learns_from_pixels(tiny_world, tmp_path, trained, users, cold_mar
     assert metrics["auc_cold"] > pop["auc_cold"] + cold_margin
 
 
-def test_dvbpr_history_users_pool_the_other_training_items():
+def test_dvbpr_history_users_pool_the_other_training_items(tmp_path):
     """users="history": theta_u = A (mean of the cached Phi of u's training items, the scored
     positive left out, minus the catalogue's mean) + b; after training, the stored user vectors
     are the same pooling over all of u's items, and they survive save and load."""
@@ -84,6 +84,8 @@ def test_dvbpr_history_users_pool_the_other_training_items():
     everything = torch.stack([(e[0] + e[2] + e[5]) / 3, e[1], (e[3] + e[4]) / 2]) - e.mean(0)
     torch.testing.assert_close(model.user_vectors, (everything @ a.T + b).detach())
     assert not model.user_vectors.requires_grad
+    model.save(tmp_path / "saved")
+    np.testing.assert_array_equal(load_model(tmp_path / "saved").score([0, 1, 2]), model.score([0, 1, 2]))
 
 
 @pytest.mark.parametrize("name", ["pop", "bpr", "vbpr"])
