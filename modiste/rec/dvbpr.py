@@ -169,7 +169,7 @@ class DVBPR(Recommender):
         an epoch old and no user's history passes the CNN. The positive is left out of its own
         pooling, as it will be for a held-out item, or the model would learn to find the user's
         own items in their mean. Sharing A across users is what helps: with the world's true
-        features in place of Phi, BPR reaches validation AUC 0.876 this way against 0.823 with
+        features in place of Phi, BPR reaches validation AUC 0.877 this way against 0.823 with
         free user vectors (`bench/rec_ceiling.py`, no item bias)."""
         cache = self.item_embeddings
         n = self.history_degree[users][:, None]
