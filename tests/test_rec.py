@@ -18,7 +18,7 @@ from modiste.rec import MODELS
 from modiste.rec.base import load_model
 from modiste.rec.data import Interactions, ItemBlockSampler, TripleSampler
 from modiste.rec.evaluate import evaluate_run, recommend_for
-from modiste.rec.train import train_recommender
+from modiste.rec.train import TrainConfig, learning_rate_scale, train_recommender
 
 FAST = {"threads": 2, "eval_users": None}
 
@@ -155,6 +155,28 @@ def test_a_run_killed_mid_epoch_resumes(tiny_world, tmp_path):
     assert [row["epoch"] for row in history] == list(range(1, 31))
     assert model.score([0]).shape == (1, 1000)
     assert all(not name.endswith(".tmp") for name in leftovers)
+
+
+def test_cosine_schedule_anneals_over_whichever_budget_runs_out_first():
+    assert learning_rate_scale(TrainConfig(epochs=10), 5.0, 1e9) == 1.0  # constant by default
+    by_epochs = TrainConfig(epochs=10, lr_schedule="cosine")
+    assert learning_rate_scale(by_epochs, 0.0, 0.0) == pytest.approx(1.0)
+    assert learning_rate_scale(by_epochs, 5.0, 0.0) == pytest.approx(0.5)
+    assert learning_rate_scale(by_epochs, 12.0, 0.0) == pytest.approx(0.0)
+    by_time = TrainConfig(epochs=10, max_minutes=2.0, lr_schedule="cosine")
+    assert learning_rate_scale(by_time, 1.0, 60.0) == pytest.approx(0.5)  # half the minutes, a tenth of the epochs
+    assert learning_rate_scale(by_time, 5.0, 10.0) == pytest.approx(0.5)  # half the epochs first
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
+
+
+def test_a_cosine_run_anneals_every_parameter_group_alike(tiny_world, tmp_path):
+    run = tmp_path / "dvbpr"
+    train_recommender("dvbpr", tiny_world, run, train_overrides={**FAST, "epochs": 2, "lr_schedule": "cosine"},
+                      progress=False)
+    groups = torch.load(run / "state.pt", weights_only=True)["optimizer"]["param_groups"]
+    ratios = [g["lr"] / g["initial_lr"] for g in groups]
+    assert len(groups) == 2 and ratios[0] == pytest.approx(ratios[1]) and ratios[0] < 0.5
 
 
 def test_sampler_draws_true_triples():

@@ -35,6 +35,7 @@ from modiste.rec.base import Recommender, load_model
 from modiste.rec.data import Interactions, TripleSampler
 
 RUN, STATE, BEST, METRICS, LOG = "run.json", "state.pt", "best", "metrics.json", "log.txt"
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -42,7 +43,8 @@ class TrainConfig:
     """epochs: at most this many passes of n_train triples; patience: epochs without a better
     validation AUC before stopping; eval_users: validate on this many users (None: all);
     max_minutes: stop after this much training time (None: no limit); threads: CPU threads for torch
-    (None: every core)."""
+    (None: every core); lr_schedule: "constant", or "cosine", which anneals the learning rate to 0
+    over the budget, whichever of `epochs` and `max_minutes` runs out first."""
 
     epochs: int = 30
     batch_size: int = 1024
@@ -52,7 +54,12 @@ class TrainConfig:
     checkpoint_every_s: float = 60.0
     max_minutes: float | None = None
     threads: int | None = None
+    lr_schedule: str = "constant"
     seed: int = 0
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
 
 
 # Settings that work per model (found on the small and default worlds; see bench/rec.py).
@@ -131,7 +138,8 @@ class _Trainer:
                 start, losses, before = time.perf_counter(), [], self.train_seconds
                 model.train()
                 for _ in bar.track(range(self.step, steps), f"{model.name} epoch {self.epoch + 1}", total=steps - self.step):
-                    losses.append(model.train_step(sampler.sample(config.batch_size), optimizer, config.lr))
+                    lr = self._learning_rate(optimizer, steps, self.train_seconds + time.perf_counter() - start)
+                    losses.append(model.train_step(sampler.sample(config.batch_size), optimizer, lr))
                     self.step += 1
                     if len(losses) % 20 == 0:
                         bar.info(f"loss {np.mean(losses[-20:]):.4f}")
@@ -165,6 +173,14 @@ class _Trainer:
             log.write(json.dumps(row) + "\n")
         return auc
 
+    def _learning_rate(self, optimizer, steps: int, seconds: float) -> float:
+        """The step's learning rate, set on every parameter group (each keeps its ratio to the base)."""
+        scale = learning_rate_scale(self.config, self.epoch + self.step / steps, seconds)
+        if scale != 1.0 and optimizer is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * scale
+        return self.config.lr * scale
+
     def _out_of_time(self) -> bool:
         return self.config.max_minutes is not None and self.train_seconds > 60 * self.config.max_minutes
 
@@ -187,6 +203,16 @@ class _Trainer:
         self.history = json.loads(state["history"])
         self.epoch, self.step, self.best_auc = state["epoch"], state["step"], state["best_auc"]
         self.bad_epochs, self.train_seconds = state["bad_epochs"], state["train_seconds"]
+
+
+def learning_rate_scale(config: TrainConfig, epochs_done: float, seconds: float) -> float:
+    """The factor on the base learning rate after `epochs_done` epochs and `seconds` of training."""
+    if config.lr_schedule == "constant":
+        return 1.0
+    done = epochs_done / config.epochs if config.epochs else 1.0
+    if config.max_minutes:
+        done = max(done, seconds / (60 * config.max_minutes))
+    return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
 
 def _subsample(held, n_users: int, seed: int):
