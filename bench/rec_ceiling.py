@@ -16,7 +16,8 @@ split (2,000 pairs, AUC over all unseen items, as `modiste.eval.ranking`):
    (DVBPR with K = 32 does the same, since Phi can absorb A);
 5. as 4, plus a learned item bias (popularity, which no picture shows);
 6. theta_u computed from the user's history, A (mean of their other training items' features
-   - the catalogue's mean) + b, with A and b shared (DVBPR's `users="history"`).
+   - the catalogue's mean) + b, with A and b shared (DVBPR's `users="history"`);
+7. as 6, plus a learned item bias.
 
 Writes REPORT/report.json and REPORT/report.md. Not run in CI.
 """
@@ -46,7 +47,7 @@ def learn_taste(features: np.ndarray, held: HeldOut, users: np.ndarray, items: n
     x = torch.from_numpy(features.astype(np.float32))
     n_items, dim = x.shape
     if pooled:
-        return _learn_pooled_taste(x, features, held, users, items, n_users, epochs)
+        return _learn_pooled_taste(x, features, held, users, items, n_users, epochs, bias)
     if rank is None:
         a, mix = torch.nn.Parameter(torch.zeros(n_users, dim)), None
         params = [a]
@@ -77,9 +78,9 @@ def learn_taste(features: np.ndarray, held: HeldOut, users: np.ndarray, items: n
 
 
 def _learn_pooled_taste(x: torch.Tensor, features: np.ndarray, held: HeldOut, users: np.ndarray, items: np.ndarray,
-                        n_users: int, epochs: int) -> dict:
+                        n_users: int, epochs: int, bias: bool) -> dict:
     """theta_u = A (mean of u's training items' features, the scored positive left out, minus the
-    catalogue's mean) + b, as DVBPR's users="history" pools Phi."""
+    catalogue's mean) + b, as DVBPR's users="history" pools Phi; with `bias`, plus a learned item bias."""
     dim = x.shape[1]
     u, i = torch.from_numpy(users), torch.from_numpy(items)
     sums = torch.zeros(n_users, dim).index_add_(0, u, x[i])
@@ -88,19 +89,22 @@ def _learn_pooled_taste(x: torch.Tensor, features: np.ndarray, held: HeldOut, us
     user_map = torch.nn.Linear(dim, dim)
     torch.nn.init.eye_(user_map.weight)
     torch.nn.init.zeros_(user_map.bias)
-    opt = torch.optim.Adam(user_map.parameters(), lr=0.01)
+    beta = torch.nn.Parameter(torch.zeros(len(x)), requires_grad=bias)
+    opt = torch.optim.Adam(list(user_map.parameters()) + ([beta] if bias else []), lr=0.01)
     best = {"auc": 0.0}
     for epoch in range(epochs):
         for step in torch.randperm(len(u)).split(4096):
             uu, ii, jj = u[step], i[step], torch.randint(len(x), (len(step),))
             theta = user_map((sums[uu] - x[ii]) / (counts[uu] - 1).clamp(min=1) - centre)
-            loss = torch.nn.functional.softplus(-(theta * (x[ii] - x[jj])).sum(-1)).mean()
+            score = (theta * (x[ii] - x[jj])).sum(-1) + beta[ii] - beta[jj]
+            loss = torch.nn.functional.softplus(-score).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
             taste = user_map(sums / counts.clamp(min=1) - centre).numpy()
-        result = evaluate_ranking(lambda rows: taste[rows] @ features.T, held)
+            b = beta.numpy()
+        result = evaluate_ranking(lambda rows: taste[rows] @ features.T + b, held)
         if result["auc"] > best["auc"]:
             best = {**result, "epoch": epoch + 1}
     return best
@@ -141,6 +145,7 @@ def main() -> None:
     add("learned theta_u (rank 32) . true picture features + item bias", learn_taste(rank=32, bias=True, **common))
     add("theta_u pooled from the user's history (shared A) . true picture features",
         learn_taste(rank=None, bias=False, pooled=True, **common))
+    add("the same plus a learned item bias", learn_taste(rank=None, bias=True, pooled=True, **common))
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "report.json", {"dataset": ds.name, "split": "valid", "pairs": len(pick), "rows": rows,
