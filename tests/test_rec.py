@@ -63,17 +63,19 @@ def test_dvbpr_learns_from_pixels(tiny_world, tmp_path, trained, users, cold_mar
 def test_dvbpr_history_users_pool_the_other_training_items(tmp_path):
     """users="history": theta_u = A (mean of the cached Phi of u's training items, the scored
     positive left out, minus the catalogue's mean) + b; after training, the stored user vectors
-    are the same pooling over all of u's items, and they survive save and load."""
+    are the same pooling over all of u's items; scores add the item bias; all survive save and load."""
     from modiste.rec.dvbpr import DVBPR, DVBPRConfig
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
-    model = DVBPR(DVBPRConfig(factors=4, width=4, hidden=8, users="history"), n_users=3, n_items=6, images=images)
+    config = DVBPRConfig(factors=4, width=4, hidden=8, users="history", item_bias=True)
+    model = DVBPR(config, n_users=3, n_items=6, images=images)
     indptr, indices = np.array([0, 3, 4, 6]), np.array([0, 2, 5, 1, 3, 4])  # u0: 0 2 5; u1: 1; u2: 3 4
     model.set_history(indptr, indices)
     with torch.no_grad():
         model.user_map.weight.copy_(torch.randn(4, 4))
         model.user_map.bias.copy_(torch.randn(4))
+        model.item_bias.copy_(torch.randn(6))
     model.prepare_for_scoring()
     e = model.item_embeddings
     a, b = model.user_map.weight, model.user_map.bias
@@ -84,6 +86,8 @@ def test_dvbpr_history_users_pool_the_other_training_items(tmp_path):
     everything = torch.stack([(e[0] + e[2] + e[5]) / 3, e[1], (e[3] + e[4]) / 2]) - e.mean(0)
     torch.testing.assert_close(model.user_vectors, (everything @ a.T + b).detach())
     assert not model.user_vectors.requires_grad
+    expected_scores = model.item_bias + model.user_vectors @ e.T
+    np.testing.assert_allclose(model.score([0, 1, 2]), expected_scores.detach().numpy(), rtol=1e-5, atol=1e-6)
     model.save(tmp_path / "saved")
     np.testing.assert_array_equal(load_model(tmp_path / "saved").score([0, 1, 2]), model.score([0, 1, 2]))
 
