@@ -301,21 +301,28 @@ def eval_rec(
 @app.command()
 def recommend(
     run: Annotated[Path, typer.Option(help="run directory")],
-    user: Annotated[str, typer.Option(help="user id")],
+    user: Annotated[str | None, typer.Option(help="user id")] = None,
+    items: Annotated[str | None, typer.Option(
+        help="instead of --user: comma-separated item ids a new shopper has (dvbpr with users=history, or pop)")] = None,
     k: Annotated[int, typer.Option("-k", help="how many")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """A user's top-k items, leaving out what they already have."""
-    from modiste.rec.evaluate import recommend_for
+    """A user's top-k items, leaving out what they already have; or, with --items, a new shopper's."""
+    from modiste.rec.evaluate import recommend_for, recommend_for_items
 
+    if (user is None) == (items is None):
+        _fail("give either --user or --items")
     try:
-        recs = recommend_for(run, user, k)
+        if user is not None:
+            recs = recommend_for(run, user, k)
+        else:
+            recs = recommend_for_items(run, [i.strip() for i in items.split(",") if i.strip()], k)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(_message(e))
     if as_json:
         print(json.dumps(recs, indent=2))
         return
-    table = Table("#", "item", "score", "description", title=f"top {k} for {user}")
+    table = Table("#", "item", "score", "description", title=f"top {k} for {user or 'a new shopper'}")
     for rank, rec in enumerate(recs, 1):
         table.add_row(str(rank), rec["item_id"], f"{rec['score']:.3f}", rec["description"])
     console.print(table)

@@ -61,3 +61,16 @@ def test_validate_a_good_dataset(tiny_world):
 def test_unknown_preset(tmp_path):
     result = runner.invoke(app, ["world", "--preset", "huge", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "unknown preset" in result.output
+
+
+def test_recommend_for_a_user_or_for_a_new_shoppers_items(app_runs, tiny_world):
+    from modiste.data import Dataset
+
+    run = str(app_runs[0])
+    user = runner.invoke(app, ["recommend", "--run", run, "--user", "u00011", "-k", "3", "--json"])
+    assert user.exit_code == 0 and len(json.loads(user.stdout)) == 3
+    items = ",".join(Dataset(tiny_world).items.index[:2])
+    refused = runner.invoke(app, ["recommend", "--run", run, "--items", items])
+    assert refused.exit_code == 2 and "cannot score a new shopper" in refused.output
+    both = runner.invoke(app, ["recommend", "--run", run, "--user", "u00011", "--items", items])
+    assert both.exit_code == 2 and "either --user or --items" in both.output

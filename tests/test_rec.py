@@ -17,7 +17,7 @@ from modiste.eval.ranking import evaluate_ranking
 from modiste.rec import MODELS
 from modiste.rec.base import load_model
 from modiste.rec.data import Interactions, ItemBlockSampler, TripleSampler
-from modiste.rec.evaluate import evaluate_run, recommend_for
+from modiste.rec.evaluate import evaluate_run, recommend_for, recommend_for_items
 from modiste.rec.train import TrainConfig, learning_rate_scale, train_recommender
 
 FAST = {"threads": 2, "eval_users": None}
@@ -89,7 +89,16 @@ def test_dvbpr_history_users_pool_the_other_training_items(tmp_path):
     expected_scores = model.item_bias + model.user_vectors @ e.T
     np.testing.assert_allclose(model.score([0, 1, 2]), expected_scores.detach().numpy(), rtol=1e-5, atol=1e-6)
     model.save(tmp_path / "saved")
-    np.testing.assert_array_equal(load_model(tmp_path / "saved").score([0, 1, 2]), model.score([0, 1, 2]))
+    loaded = load_model(tmp_path / "saved")
+    np.testing.assert_array_equal(loaded.score([0, 1, 2]), model.score([0, 1, 2]))
+    # A new shopper with u0's items gets u0's scores, from the saved model alone (no pictures, no history).
+    assert loaded.images is None and loaded.history is None
+    np.testing.assert_allclose(loaded.score_new_user(np.array([0, 2, 5])), model.score([0])[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        loaded.score_new_user(np.array([], np.int64))
+    free = DVBPR(DVBPRConfig(factors=4, width=4, hidden=8), n_users=3, n_items=6, images=images)
+    with pytest.raises(ValueError, match="users=history"):
+        free.score_new_user(np.array([0]))
 
 
 @pytest.mark.parametrize("name", ["pop", "bpr", "vbpr"])
@@ -112,6 +121,20 @@ def test_recommendations_leave_out_what_the_user_has(trained, tiny_world):
     assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
     with pytest.raises(KeyError):
         recommend_for(run, "nobody", k=3)
+
+
+def test_a_new_shopper_gets_recommendations_from_their_items(trained, tiny_world):
+    ds = Dataset(tiny_world)
+    mine = list(ds.items.index[:3])
+    recs = recommend_for_items(trained["pop"][0], mine, k=5)
+    counts = Interactions.from_dataset(ds).train_counts().astype(float)
+    counts[:3] = -1  # their own items are left out
+    assert [r["score"] for r in recs] == sorted(counts, reverse=True)[:5]  # the most popular of the rest
+    assert all(counts[ds.item_row(r["item_id"])] == r["score"] for r in recs)
+    with pytest.raises(ValueError, match="cannot score a new shopper"):
+        recommend_for_items(trained["bpr"][0], mine, k=5)
+    with pytest.raises(KeyError, match="no item 'nothing'"):
+        recommend_for_items(trained["pop"][0], ["nothing"], k=5)
 
 
 def test_evaluation_report_carries_the_oracle(trained):

@@ -85,14 +85,14 @@ class Recommender(torch.nn.Module):
         self.train(was_training)
         return out
 
+    def score_new_user(self, items: np.ndarray) -> np.ndarray:
+        """(n_items,) scores for a shopper the model was not trained on, from the item rows they have."""
+        raise ValueError(f"{self.name} learns one vector per training user and cannot score a new shopper from "
+                         "their items: use pop, or dvbpr trained with --set users=history")
+
     def recommend(self, user: int, k: int = 10, exclude=()) -> tuple[np.ndarray, np.ndarray]:
         """The top-k item rows for a user and their scores, leaving out `exclude` (e.g. seen items)."""
-        scores = self.score([user])[0]
-        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
-        k = min(k, int(np.isfinite(scores).sum()))
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return top, scores[top]
+        return top_k(self.score([user])[0], k, exclude)
 
     # -- BPR training -----------------------------------------------------------
 
@@ -130,6 +130,16 @@ class Recommender(torch.nn.Module):
             save_file(tensors, str(tmp / WEIGHTS))
             write_json(tmp / CONFIG, {"model": self.name, "config": asdict(self.config), "n_users": self.n_users,
                                       "n_items": self.n_items, **self.extra_state()})
+
+
+def top_k(scores: np.ndarray, k: int, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the k highest scores, best first, and those scores, leaving out `exclude`."""
+    scores = scores.copy()
+    scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+    k = min(k, int(np.isfinite(scores).sum()))
+    top = np.argpartition(-scores, k - 1)[:k] if k else np.array([], np.int64)
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top, scores[top]
 
 
 def load_model(directory: str | Path) -> Recommender:

@@ -11,7 +11,7 @@ import numpy as np
 from modiste.data import Dataset
 from modiste.eval.ranking import evaluate_ranking
 from modiste.io import write_json
-from modiste.rec.base import Recommender, load_model
+from modiste.rec.base import Recommender, load_model, top_k
 from modiste.rec.data import Interactions
 from modiste.rec.train import BEST, RUN
 
@@ -56,7 +56,20 @@ def recommend_for(run: str | Path, user_id: str, k: int = 10, model: Recommender
         raise KeyError(f"no user {user_id!r} in dataset '{ds.name}'")
     row = data.user_row(user_id)
     seen = np.unique(data.items[data.users == row])
-    items, scores = model.recommend(row, k=k, exclude=seen)
+    return _described(ds, *model.recommend(row, k=k, exclude=seen))
+
+
+def recommend_for_items(run: str | Path, item_ids: list[str], k: int = 10) -> list[dict]:
+    """The top-k for a shopper the run was not trained on, from the items they have (left out of
+    the top-k): DVBPR with users="history" pools their taste from those items; PopRank ranks by
+    popularity; other models refuse."""
+    ds = run_dataset(run)
+    rows = ds.item_rows(item_ids)
+    model = load_model(Path(run) / BEST)
+    return _described(ds, *top_k(model.score_new_user(rows), k, exclude=rows))
+
+
+def _described(ds: Dataset, rows: np.ndarray, scores: np.ndarray) -> list[dict]:
     table = ds.items
-    return [{"item_id": str(data.item_ids[i]), "score": float(s), "category": table["category"].iat[i],
-             "description": table["description"].iat[i]} for i, s in zip(items, scores)]
+    return [{"item_id": str(table.index[i]), "score": float(s), "category": table["category"].iat[i],
+             "description": table["description"].iat[i]} for i, s in zip(rows, scores)]

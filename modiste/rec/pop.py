@@ -21,3 +21,6 @@ class PopRank(Recommender):
 
     def score_tensor(self, users: torch.Tensor) -> torch.Tensor:
         return self.counts.expand(len(users), -1)
+
+    def score_new_user(self, items: np.ndarray) -> np.ndarray:
+        return self.counts.numpy().copy()
