@@ -33,10 +33,10 @@ Beyond the paper, `users="history"` replaces the free theta_u by one computed fr
 training items: theta_u = A (mean_j Phi(image_j) - mean over the catalogue) + b, with A and b
 shared by every user. About 30 interactions a user are too few to learn 100 free numbers well;
 a shared map from what the user bought to what they like learns from everyone at once (and
-gives a new shopper a taste from the items they have without retraining: `score_new_user`). The mean is taken from
-the embedding cache, which training keeps fresh, not through the CNN; centring it keeps A from
-amplifying the cache's drift (without it validation AUC jumped between 0.45 and 0.68 from epoch
-to epoch). With `uniform_users=false`, `item_bias` and the trainer's cosine schedule it is the
+gives a new shopper a taste from the items they have without retraining: `score_new_user`).
+The mean is taken from the embedding cache, which training keeps fresh, not through the CNN;
+centring it keeps A from amplifying the cache's drift (without it validation AUC jumped between
+0.45 and 0.68 from epoch to epoch). With `uniform_users=false`, `item_bias` and the trainer's cosine schedule it is the
 best DVBPR on the default world: test AUC 0.847 against the paper's 0.746 (README).
 """
 
