@@ -685,12 +685,12 @@ def generate_text(
 
 def _guidance(pairs: list[str] | None) -> dict[str, float]:
     """--guidance preference=2 --guidance outfit=1.5 -> {"preference": 2.0, "outfit": 1.5}."""
-    from modiste.design.dual import CONDITIONS
+    from modiste.design.dual import GUIDED
 
     out = {}
     for name, value in _settings(pairs or []).items():
-        if name not in CONDITIONS:
-            _fail(f"--guidance {name}: choose one of {', '.join(CONDITIONS)}")
+        if name not in GUIDED:
+            _fail(f"--guidance {name}: choose one of {', '.join(GUIDED)}")
         if not isinstance(value, (int, float)):
             _fail(f"--guidance {name}={value}: the scale must be a number")
         out[name] = float(value)
@@ -725,7 +725,11 @@ def generate_fitb(
     out: Annotated[Path | None, typer.Option("--out", help="PNG: the outfit, the chosen item, what was made")] = None,
     n: Annotated[int, typer.Option("-n", min=1, help="how many items to make")] = 4,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
-    guidance: Annotated[list[str] | None, typer.Option(help="a scale per condition, e.g. --guidance preference=2")] = None,
+    guidance: Annotated[list[str] | None, typer.Option(
+        help="a scale per condition or for the words, e.g. --guidance preference=2 --guidance words=3")] = None,
+    words: Annotated[str, typer.Option(
+        help="written (the model writes them) | preference (the user's preferred values, drawn)")] = "written",
+    temperature: Annotated[float, typer.Option(min=0, help="of the written words; 0 writes the likeliest")] = 1.0,
     pool: Annotated[int, typer.Option(min=1, help="make n x POOL items and keep the n best by the judges")] = 1,
     rec_run: Annotated[Path | None, typer.Option("--rec-run", help="a DVBPR run: judges the pool by the user's taste")] = None,
     outfit_run: Annotated[Path | None, typer.Option(
@@ -743,7 +747,7 @@ def generate_fitb(
         if pool > 1 or rec_run or outfit_run:
             judges = Judges.load(rec_run, outfit_run, run_dataset(run).name)
         result = fill_blank(run, user, outfit, blank=blank, n=n, steps=steps, guidance=_guidance(guidance), seed=seed,
-                            pool=pool, judges=judges)
+                            pool=pool, judges=judges, words=words, temperature=temperature)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(_message(e))
     _show_generated(result, run, out, f"{outfit}'s blank, made for {user}", as_json)

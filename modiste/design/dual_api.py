@@ -154,12 +154,43 @@ def _user_row(ds: Dataset, user_id: str) -> int:
     return int(ds.users.index.get_loc(user_id))
 
 
+WORDS = ("written", "preference")
+
+
+def sample_blanks(model: DualDiT, examples, users: np.ndarray, blanks: np.ndarray, context: np.ndarray,
+                  steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0, words: str = "written",
+                  temperature: float = 1.0, batch_size: int = 128, track=lambda batches: batches
+                  ) -> tuple[np.ndarray, torch.Tensor]:
+    """PFITB for N requests: users (N,), the blank items (N,), which give the category and are left
+    out of the user's history, and the outfit's other items (N, L), -1 padded. `words`:
+
+    - written: the model writes the words with the picture (`temperature` on the words);
+    - preference: the user's preferred value of each attribute in the category (the preference
+      condition) is given as the words, and the picture drawn to them; an attribute the user has
+      no value for is written by the model.
+
+    Returns pictures uint8 (N, 64, 64, 3) and attribute ids (N, 6). `track` wraps the batches (a
+    progress bar)."""
+    if words not in WORDS:
+        raise ValueError(f"unknown words {words!r}: choose one of {', '.join(WORDS)}")
+    pictures, ids = [], []
+    for start in track(range(0, len(users), batch_size)):
+        rows = slice(start, start + batch_size)
+        cond = examples.conditions(users[rows], blanks[rows], context[rows])
+        text = model.vocab.preference_text(cond.preference) if words == "preference" else None
+        x, y = model.sample(cond, steps=steps, guidance=guidance, text=text, seed=seed + start, temperature=temperature)
+        pictures.append(to_uint8(x))
+        ids.append(y)
+    return np.concatenate(pictures), torch.cat(ids)
+
+
 def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None = None, n: int = 4,
                steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0, pool: int = 1,
-               judges=None) -> Generated:
+               judges=None, words: str = "written", temperature: float = 1.0) -> Generated:
     """PFITB: n new items for the blank of an outfit (the last item unless `blank` says), made for the
-    user beside the outfit's other items; the true item is left out of the user's history. With
-    `pool` > 1, n x pool items are made and the n best by `judges` kept (`modiste.design.dual_rank`)."""
+    user beside the outfit's other items; the true item is left out of the user's history. `words`
+    and `temperature`: see `sample_blanks`. With `pool` > 1, n x pool items are made and the n best
+    by `judges` kept (`modiste.design.dual_rank`)."""
     from modiste.design.dual_train import DualExamples
     from modiste.vision.encoder import dataset_features
 
@@ -167,11 +198,11 @@ def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None 
     outfits = ds.outfits.set_index("outfit_id")
     if outfit_id not in outfits.index:
         raise KeyError(f"no outfit {outfit_id!r} in dataset '{ds.name}'")
-    ids = list(outfits.loc[outfit_id, "item_ids"])
-    blank = len(ids) - 1 if blank is None else blank
-    if not 0 <= blank < len(ids):
-        raise ValueError(f"outfit {outfit_id!r} has {len(ids)} items: --blank must be 0..{len(ids) - 1}")
-    rows = ds.item_rows(ids)
+    item_ids = list(outfits.loc[outfit_id, "item_ids"])
+    blank = len(item_ids) - 1 if blank is None else blank
+    if not 0 <= blank < len(item_ids):
+        raise ValueError(f"outfit {outfit_id!r} has {len(item_ids)} items: --blank must be 0..{len(item_ids) - 1}")
+    rows = ds.item_rows(item_ids)
     context = np.delete(rows, blank)
     examples = DualExamples(ds, model.vocab, dataset_features(ds))
     user = _user_row(ds, user_id)
@@ -181,16 +212,15 @@ def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None 
 
         if judges is None:
             raise ValueError("a pool is ranked by judges: give a DVBPR run and/or an outfit run")
-        images, words = sample_ranked(model, examples, np.array([user]), rows[blank:blank + 1], context[None], judges,
-                                      pool * n, n, steps, guidance, seed)
-        images, words = images[0], words[0]
+        images, ids = sample_ranked(model, examples, np.array([user]), rows[blank:blank + 1], context[None], judges,
+                                    pool * n, n, steps, guidance, seed, words=words, temperature=temperature)
+        images, ids = images[0], ids[0]
     else:
-        cond = examples.conditions(np.full(n, user), np.full(n, rows[blank]), np.tile(context, (n, 1)))
-        images, words = model.sample(cond, steps=steps, guidance=guidance, seed=seed)
-        images = to_uint8(images)
+        images, ids = sample_blanks(model, examples, np.full(n, user), np.full(n, rows[blank]),
+                                    np.tile(context, (n, 1)), steps, guidance, seed, words, temperature)
     return Generated(user_id=user_id, categories=[model.vocab.categories[code]] * n, images=images,
-                     attributes=model.vocab.decode(words), captions=model.vocab.caption(words, [code] * n),
-                     context_ids=[ids[k] for k in range(len(ids)) if k != blank], true_id=ids[blank])
+                     attributes=model.vocab.decode(ids), captions=model.vocab.caption(ids, [code] * n),
+                     context_ids=[item_ids[k] for k in range(len(item_ids)) if k != blank], true_id=item_ids[blank])
 
 
 def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int = 20,

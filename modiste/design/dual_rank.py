@@ -95,27 +95,23 @@ def _standardised(x: np.ndarray, pool: int) -> np.ndarray:
 
 def sample_ranked(model, examples, users: np.ndarray, blanks: np.ndarray, context: np.ndarray, judges: Judges,
                   pool: int, keep: int = 1, steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0,
-                  batch_size: int = 128) -> tuple[np.ndarray, torch.Tensor]:
+                  batch_size: int = 128, words: str = "written", temperature: float = 1.0
+                  ) -> tuple[np.ndarray, torch.Tensor]:
     """PFITB by generate-then-rank for R requests (users (R,), the blank items (R,), which only
-    give the category and leave the history; context (R, L)): `pool` items made per request, the
-    `keep` best kept. Returns pictures uint8 (R, keep, 64, 64, 3) and attribute ids (R, keep, 6)."""
+    give the category and leave the history; context (R, L)): `pool` items made per request
+    (`modiste.design.dual_api.sample_blanks`, with `words` and `temperature`), the `keep` best kept.
+    Returns pictures uint8 (R, keep, 64, 64, 3) and attribute ids (R, keep, 6)."""
     from modiste.cache import dataset_cache
-    from modiste.vision.common import to_uint8
+    from modiste.design.dual_api import sample_blanks
     from modiste.vision.encoder import ImageEncoder
 
     if not 1 <= keep <= pool:
         raise ValueError(f"keep {keep} of a pool of {pool}: need 1 <= keep <= pool")
     repeat = np.repeat(np.arange(len(users)), pool)
-    pictures, words = [], []
-    for start in range(0, len(repeat), batch_size):
-        rows = repeat[start:start + batch_size]
-        cond = examples.conditions(users[rows], blanks[rows], context[rows])
-        x, y = model.sample(cond, steps=steps, guidance=guidance, seed=seed + start)
-        pictures.append(to_uint8(x))
-        words.append(y)
-    pictures, words = np.concatenate(pictures), torch.cat(words)
+    pictures, ids = sample_blanks(model, examples, users[repeat], blanks[repeat], context[repeat], steps, guidance,
+                                  seed, words, temperature, batch_size)
     features = ImageEncoder.load(dataset_cache(examples.ds, "encoder")).encode(pictures)
     category = examples.data.item_category[blanks[repeat]]
-    scores = judges.scores(users[repeat], context[repeat], category, pictures, model.vocab.decode(words), features, pool)
+    scores = judges.scores(users[repeat], context[repeat], category, pictures, model.vocab.decode(ids), features, pool)
     best = best_of_pools(scores, pool, keep)
-    return pictures[best].reshape(len(users), keep, 64, 64, 3), words[best].reshape(len(users), keep, -1)
+    return pictures[best].reshape(len(users), keep, 64, 64, 3), ids[best].reshape(len(users), keep, -1)

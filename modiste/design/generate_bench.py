@@ -58,7 +58,7 @@ from modiste.data import Dataset
 from modiste.data.world import rules
 from modiste.design.bench import attribute_classifier, oracle_utility
 from modiste.design.dual import ATTRIBUTES, Conditions, DualDiT
-from modiste.design.dual_api import generate_outfits
+from modiste.design.dual_api import generate_outfits, sample_blanks
 from modiste.design.dual_train import DualExamples
 from modiste.design.dual_rank import Judges, sample_ranked
 from modiste.design.metrics import FIDReference, diversity, encode, fid_encoder
@@ -249,21 +249,18 @@ class _Bench:
             out["own_answer"] = np.where(found, own_q.answer[rows.clip(min=0)], -1)
         return out
 
-    def _diffusion(self, model: DualDiT, q: dict, bar: Progress, label: str) -> Made:
+    def _diffusion(self, model: DualDiT, q: dict, bar: Progress, label: str, words: str = "written",
+                   temperature: float = 1.0, guidance: dict[str, float] | None = None) -> Made:
         c = self.config
         n = len(q["users"])
         rep = np.repeat(np.arange(n), c.samples)
-        pictures, words = [], []
-        for start in bar.track(range(0, len(rep), c.batch_size), label, total=-(-len(rep) // c.batch_size)):
-            rows = rep[start:start + c.batch_size]
-            cond = self.examples.conditions(q["users"][rows], q["true"][rows], q["context"][rows])
-            x, y = model.sample(cond, steps=c.steps, guidance=c.guidance, seed=c.seed + start)
-            pictures.append(to_uint8(x))
-            words.append(y)
-        pictures = np.concatenate(pictures).reshape(n, c.samples, 64, 64, 3)
+        pictures, ids = sample_blanks(model, self.examples, q["users"][rep], q["true"][rep], q["context"][rep], c.steps,
+                                      guidance or c.guidance, c.seed, words, temperature, c.batch_size,
+                                      lambda batches: bar.track(batches, label, total=len(batches)))
+        pictures = pictures.reshape(n, c.samples, 64, 64, 3)
         if not model.config.text_stream:
             return Made(pictures, None)
-        return Made(pictures, self._values(torch.cat(words), (n, c.samples)))
+        return Made(pictures, self._values(ids, (n, c.samples)))
 
     def _time_one_item(self, q: dict) -> float:
         """Seconds to make one PFITB item (picture and words) alone, as `modiste generate fitb -n 1`
