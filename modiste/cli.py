@@ -821,6 +821,8 @@ def bench_generate(
     samples: Annotated[int, typer.Option(min=1, help="items generated per question")] = 4,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
     guidance: Annotated[float, typer.Option(help="classifier-free guidance scale of every condition")] = 2.0,
+    words_guidance: Annotated[float, typer.Option(
+        help="guidance on the words, in the row that draws the user's preferred words")] = 6.0,
     gor_users: Annotated[int, typer.Option(help="users to generate whole outfits for")] = 24,
     threads: Annotated[int, typer.Option(help="torch threads")] = 2,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
@@ -834,7 +836,7 @@ def bench_generate(
     _open(data)
     config = GenerateBenchConfig(questions=questions, samples=samples, steps=steps,
                                  guidance={c: guidance for c in CONDITIONS}, gor_users=gor_users, pool=pool,
-                                 threads=threads)
+                                 words_guidance=words_guidance, threads=threads)
     try:
         report = generate_report(data, dual_run, out, image_only_run, gan_run, outfit_run, config, progress=not quiet,
                                  rec_run=rec_run)

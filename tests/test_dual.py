@@ -394,14 +394,15 @@ def image_only_run(tiny_world, tmp_path_factory):
 
 
 def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs, tiny_world, tmp_path):
-    from modiste.design.generate_bench import CHOICE, DUAL, IMAGE_ONLY, RANKED, RETRIEVAL, GenerateBenchConfig, \
-        generate_report
+    from modiste.design.generate_bench import CHOICE, DUAL, IMAGE_ONLY, PREFERRED, RANKED, RETRIEVAL, \
+        GenerateBenchConfig, generate_report
 
     config = GenerateBenchConfig(questions=6, samples=2, steps=2, gor_users=2, gor_categories=("top", "trousers"),
                                  text_items=4, probe_items=400, probe_epochs=1, pool=3, threads=1, batch_size=8)
     report = generate_report(tiny_world, run, tmp_path, image_only_run, None, app_runs[1], config, progress=False)
     rows = {r["model"]: r for r in report["rows"]}
-    assert list(rows)[:4] == [DUAL, RANKED, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
+    assert list(rows)[:5] == [DUAL, PREFERRED, RANKED, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
+    assert rows[PREFERRED]["text_personalization"] == 1.0  # its words are the user's preferred values
     assert rows[RANKED]["diversity"] is None and "ranked_retrieval_hard_above_chance" in report["targets"]
     # The user's own choice is its own nearest candidate: the retrieval metric finds the true item.
     assert rows[CHOICE]["retrieval_hard"] == 1.0
@@ -412,6 +413,7 @@ def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs
     assert [r["model"] for r in report["gor"]] == [DUAL, IMAGE_ONLY]
     assert set(report["text_to_image"]["captions_true"]) == set(ATTRIBUTES)
     assert report["timings_s"]["dual_s_one_pfitb_item"] > 0 and "dual_retrieval_hard_above_chance" in report["targets"]
+    assert "preferred_utility_above_users_choice" in report["targets"]
     for name in ("report.json", "report.md", "pfitb.png", "gor.png", "gor-captions.png"):
         assert (tmp_path / name).stat().st_size > 0
     with pytest.raises(ValueError, match="not an image-only dual run"):

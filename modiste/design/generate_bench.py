@@ -7,6 +7,9 @@ candidates of the blank's category). Every generator makes `samples` items for e
 
 - "dual diffusion": picture and words together, from the category, the user's preference and
   history in the category, and the rest of the outfit (classifier-free guidance);
+- "dual diffusion, the user's preferred words": the same model given the user's preferred value
+  of each attribute as the words (`sample_blanks(words="preference")`), drawing the picture to
+  them with guidance on the words (`words_guidance`);
 - "dual diffusion, generate then rank": `pool` items per question from the same model, the one
   the user's learned models like best kept (`modiste.design.dual_rank`: DVBPR's taste and the
   outfit model's fit; given a DVBPR run and/or an outfit run);
@@ -70,8 +73,9 @@ from modiste.progress import Progress
 from modiste.vision.common import to_uint8, to_unit_range, torch_threads
 from modiste.vision.encoder import dataset_features
 
-DUAL, RANKED, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
-    "dual diffusion (modiste)", "dual diffusion, generate then rank (modiste)", "image-only diffusion (DiFashion-like)",
+DUAL, PREFERRED, RANKED, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
+    "dual diffusion (modiste)", "dual diffusion, the user's preferred words (modiste)",
+    "dual diffusion, generate then rank (modiste)", "image-only diffusion (DiFashion-like)",
     "GAN (design I)", "retrieval: outfit model's best candidate", "the user's choice (real)",
     "random item of the category (real)")
 
@@ -82,7 +86,8 @@ class GenerateBenchConfig:
     steps: sampling steps; guidance: classifier-free guidance scale per condition; gor_users,
     gor_categories: the GOR sample; text_items: held-out items whose descriptions are drawn;
     probe_items, probe_epochs: the attribute classifier; pool: generate-then-rank's items made per
-    question (the best kept; with judges); threads: torch threads."""
+    question (the best kept; with judges); words_guidance: the guidance on the words of the
+    preferred-words row (1: none); threads: torch threads."""
 
     questions: int = 200
     samples: int = 4
@@ -94,6 +99,7 @@ class GenerateBenchConfig:
     probe_items: int = 10000
     probe_epochs: int = 6
     pool: int = 8
+    words_guidance: float = 6.0
     batch_size: int = 128
     threads: int = 2
     seed: int = 0
@@ -172,6 +178,10 @@ class _Bench:
             timings["dual_s"] = time.perf_counter() - t
             timings["dual_s_per_item_batched"] = timings["dual_s"] / (len(q["users"]) * c.samples)
             timings["dual_s_one_pfitb_item"] = self._time_one_item(q)
+            t = time.perf_counter()
+            made[PREFERRED] = self._diffusion(self.dual, q, bar, "dual diffusion, preferred words", words="preference",
+                                              guidance={**c.guidance, "words": c.words_guidance})
+            timings["preferred_s"] = time.perf_counter() - t
             if self.judges is not None:
                 t = time.perf_counter()
                 bar.step(f"generate then rank: the best of {c.pool}")
@@ -461,7 +471,7 @@ class _Bench:
             tiles = [np.asarray(self.ds.images[r]) for r in ctx] + [np.asarray(self.ds.images[q["true"][i]])]
             labels = [f"outfit: {items['category'].iat[r]}" for r in ctx] + [
                 f"the user's choice: {items['description'].iat[q['true'][i]]}"]
-            for name in (DUAL, IMAGE_ONLY, GAN):
+            for name in (DUAL, PREFERRED, IMAGE_ONLY, GAN):
                 if name in made:
                     m = made[name]
                     for k in range(min(2, m.pictures.shape[1])):
@@ -471,7 +481,7 @@ class _Bench:
             user = self.ds.users.index[q["users"][i]]
             sheets.append(contact_sheet(tiles, labels, columns=len(tiles), label_lines=4,
                                         title=f"PFITB for {user}, outfit {q['outfit_ids'][i]}: the outfit, the user's "
-                                              f"choice, then two items each from dual, image-only, GAN"))
+                                              f"choice, then two items each from dual, dual with the user's preferred words, image-only, GAN"))
         save_png(stack(sheets), self.out / "pfitb.png")
         sheets = []
         cats = gor["categories"]
@@ -537,7 +547,7 @@ def _targets(rows: list[dict], gor: list[dict]) -> dict:
                 out[f"dual_above_image_only_{metric}"] = bool(dual[metric] > other[metric])
     if GAN in by:
         out["dual_fid_below_gan"] = bool(dual["fid"] < by[GAN]["fid"])
-    for key, name in (("dual", DUAL), ("ranked", RANKED)):
+    for key, name in (("dual", DUAL), ("preferred", PREFERRED), ("ranked", RANKED)):
         if name not in by:
             continue
         if "utility" in by[name]:
