@@ -760,7 +760,11 @@ def generate_outfit(
     categories: Annotated[str, typer.Option(help="comma-separated, e.g. top,trousers,shoes,bag")],
     out: Annotated[Path | None, typer.Option("--out", help="PNG of the outfit")] = None,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
-    guidance: Annotated[list[str] | None, typer.Option(help="a scale per condition, e.g. --guidance outfit=1.5")] = None,
+    guidance: Annotated[list[str] | None, typer.Option(
+        help="a scale per condition or for the words, e.g. --guidance outfit=1.5")] = None,
+    words: Annotated[str, typer.Option(
+        help="written (the model writes them) | preference (the user's preferred values, drawn)")] = "written",
+    temperature: Annotated[float, typer.Option(min=0, help="of the written words; 0 writes the likeliest")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -769,7 +773,7 @@ def generate_outfit(
 
     try:
         result = make_outfit(run, user, [c.strip() for c in categories.split(",") if c.strip()], steps=steps,
-                             guidance=_guidance(guidance), seed=seed)
+                             guidance=_guidance(guidance), seed=seed, words=words, temperature=temperature)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(_message(e))
     _show_generated(result, run, out, f"an outfit made for {user}", as_json)

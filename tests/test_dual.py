@@ -236,6 +236,14 @@ def test_cli_fills_a_blank_and_makes_an_outfit(run, ds, tmp_path):
                                  "--categories", "top,trousers,shoes", "--steps", "3", "--json"])
     assert result.exit_code == 0, result.output
     assert [i["category"] for i in json.loads(result.output)["items"]] == ["top", "trousers", "shoes"]
+    result = runner.invoke(app, ["generate", "outfit", "--run", str(run), "--user", outfit["user_id"],
+                                 "--categories", "top,shoes", "--steps", "3", "--words", "preference",
+                                 "--guidance", "words=3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [i["category"] for i in json.loads(result.output)["items"]] == ["top", "shoes"]
+    bad = runner.invoke(app, ["generate", "outfit", "--run", str(run), "--user", outfit["user_id"],
+                              "--categories", "top", "--words", "favourite"])
+    assert bad.exit_code != 0 and "unknown words 'favourite'" in bad.output
     bad = runner.invoke(app, ["generate", "fitb", "--run", str(run), "--user", outfit["user_id"], "--outfit",
                               outfit["outfit_id"], "--guidance", "style=2"])
     assert bad.exit_code != 0 and "choose one of description" in bad.output and "words" in bad.output
@@ -410,7 +418,7 @@ def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs
         assert 0 <= row["category_accuracy"] <= 1 and 0 <= row["alignment"] <= 1 and row["fid"] >= 0
         assert {"compatibility_model", "compatibility_oracle", "utility", "image_personalization"} <= set(row)
     assert rows[DUAL]["diversity"] is not None and rows[RETRIEVAL]["diversity"] is None
-    assert [r["model"] for r in report["gor"]] == [DUAL, IMAGE_ONLY]
+    assert [r["model"] for r in report["gor"]] == [DUAL, PREFERRED, IMAGE_ONLY]
     assert set(report["text_to_image"]["captions_true"]) == set(ATTRIBUTES)
     assert report["timings_s"]["dual_s_one_pfitb_item"] > 0 and "dual_retrieval_hard_above_chance" in report["targets"]
     assert "preferred_utility_above_users_choice" in report["targets"]

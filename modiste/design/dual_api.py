@@ -224,9 +224,11 @@ def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None 
 
 
 def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int = 20,
-                guidance: dict[str, float] | None = None, seed: int = 0) -> Generated:
+                guidance: dict[str, float] | None = None, seed: int = 0, words: str = "written",
+                temperature: float = 1.0) -> Generated:
     """GOR: a whole outfit for the user, one item per category in order, each made beside the
-    items made before it (their pictures read by modiste's encoder, as catalogue items are)."""
+    items made before it (their pictures read by modiste's encoder, as catalogue items are).
+    `words` and `temperature`: see `sample_blanks`."""
     from modiste.design.dual_train import DualExamples
     from modiste.vision.encoder import dataset_features
 
@@ -237,20 +239,24 @@ def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int
                          f"known: {', '.join(model.vocab.categories)}")
     examples = DualExamples(ds, model.vocab, dataset_features(ds))  # also makes sure the encoder exists
     codes = [model.vocab.categories.index(c) for c in categories]
-    images, words = generate_outfits(model, examples, np.array([_user_row(ds, user_id)]), codes, steps, guidance, seed)
+    images, ids = generate_outfits(model, examples, np.array([_user_row(ds, user_id)]), codes, steps, guidance, seed,
+                                   words, temperature)
     return Generated(user_id=user_id, categories=list(categories), images=images[0],
-                     attributes=model.vocab.decode(words[0]), captions=model.vocab.caption(words[0], codes),
+                     attributes=model.vocab.decode(ids[0]), captions=model.vocab.caption(ids[0], codes),
                      context_ids=[])
 
 
 def generate_outfits(model: DualDiT, examples, users: np.ndarray, categories: list[int], steps: int = 20,
-                     guidance: dict[str, float] | None = None, seed: int = 0) -> tuple[np.ndarray, torch.Tensor]:
+                     guidance: dict[str, float] | None = None, seed: int = 0, words: str = "written",
+                     temperature: float = 1.0) -> tuple[np.ndarray, torch.Tensor]:
     """GOR for several users at once: per user, one item per category code in order, each made beside
-    the items made before it (read by the dataset's encoder). Returns pictures uint8 (U, K, 64, 64, 3)
-    and attribute ids (U, K, 6)."""
+    the items made before it (read by the dataset's encoder); `words` and `temperature` as in
+    `sample_blanks`. Returns pictures uint8 (U, K, 64, 64, 3) and attribute ids (U, K, 6)."""
     from modiste.cache import dataset_cache
     from modiste.vision.encoder import ImageEncoder
 
+    if words not in WORDS:
+        raise ValueError(f"unknown words {words!r}: choose one of {', '.join(WORDS)}")
     encoder = ImageEncoder.load(dataset_cache(examples.ds, "encoder"))
     n = len(users)
     images, words, made_features = [], [], []
@@ -259,7 +265,9 @@ def generate_outfits(model: DualDiT, examples, users: np.ndarray, categories: li
         if made_features:
             cond.outfit = torch.from_numpy(np.stack(made_features, axis=1))
             cond.outfit_category = torch.tensor([categories[:k]] * n)
-        picture, text = model.sample(cond, steps=steps, guidance=guidance, seed=seed + k)
+        given = model.vocab.preference_text(cond.preference) if words == "preference" else None
+        picture, text = model.sample(cond, steps=steps, guidance=guidance, text=given, seed=seed + k,
+                                     temperature=temperature)
         images.append(to_uint8(picture))
         words.append(text)
         made_features.append(encoder.encode(images[-1]))

@@ -396,7 +396,9 @@ class _Bench:
         users = self.ds.users.index.get_indexer(test["user_id"].dropna().unique())
         users = np.sort(np.random.default_rng([c.seed, 2]).choice(users[users >= 0], min(c.gor_users, len(users)),
                                                                  replace=False))
-        made = {DUAL: generate_outfits(self.dual, self.examples, users, codes, c.steps, c.guidance, c.seed)[0]}
+        made = {DUAL: generate_outfits(self.dual, self.examples, users, codes, c.steps, c.guidance, c.seed)[0],
+                PREFERRED: generate_outfits(self.dual, self.examples, users, codes, c.steps,
+                                            {**c.guidance, "words": c.words_guidance}, c.seed, words="preference")[0]}
         if self.image_only is not None:
             made[IMAGE_ONLY] = generate_outfits(self.image_only, self.examples, users, codes, c.steps, c.guidance, c.seed)[0]
         if self.gan is not None:
