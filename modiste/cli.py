@@ -659,6 +659,7 @@ def generate_text(
         help="words (the rule parser's values) | reading (the model reads the description: needs the text-aug "
              "stage) | both [default: both after text-aug, else words]")] = None,
     guidance: Annotated[float, typer.Option(help="classifier-free guidance scale of the description")] = 2.0,
+    words_guidance: Annotated[float, typer.Option(help="guidance on the words: the picture follows them closer")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -667,7 +668,8 @@ def generate_text(
     from modiste.viz import contact_sheet, save_png
 
     try:
-        drawn = draw_description(run, description, n=n, steps=steps, seed=seed, how=read, guidance=guidance)
+        drawn = draw_description(run, description, n=n, steps=steps, seed=seed, how=read, guidance=guidance,
+                                 words_guidance=words_guidance)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(_message(e))
     save_png(contact_sheet(list(drawn.images), drawn.captions, columns=min(n, 8), label_lines=2,

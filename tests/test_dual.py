@@ -213,7 +213,7 @@ def test_cli_captions_and_draws(run, ds, tmp_path):
     assert out["category"] == ds.items["category"].iloc[3] and set(out["generated"]) == set(ATTRIBUTES)
     picture = tmp_path / "drawn.png"
     result = runner.invoke(app, ["generate", "text", "a red striped shirt", "--run", str(run), "--out", str(picture),
-                                 "-n", "2", "--steps", "3", "--json"])
+                                 "-n", "2", "--steps", "3", "--words-guidance", "4", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["given"] == {"color": "red", "pattern": "stripes"} and picture.stat().st_size > 0

@@ -85,10 +85,11 @@ def default_reading(model: DualDiT) -> str:
 
 
 def text_to_image(model: DualDiT, descriptions: list[str], how: str, steps: int = 20,
-                  guidance: float = 2.0, seed: int = 0, batch_size: int = 50
+                  guidance: float = 2.0, seed: int = 0, batch_size: int = 50, words_guidance: float = 1.0
                   ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, list[dict[str, str]]]:
     """Pictures uint8 (n, 64, 64, 3), attribute ids (n, 6), category codes (n,) and the values the
-    rule parser read, for descriptions in words. `how`:
+    rule parser read, for descriptions in words; `words_guidance` on the words given and written.
+    `how`:
 
     - words: the values the rule parser reads are given, the model draws the rest;
     - reading: the model reads the description itself (its sentence embedding, a condition the
@@ -113,19 +114,20 @@ def text_to_image(model: DualDiT, descriptions: list[str], how: str, steps: int 
     for start in range(0, len(parsed), batch_size):
         rows = slice(start, start + batch_size)
         cond = Conditions(category=category[rows], description=None if embedding is None else embedding[rows])
-        x, y = model.sample(cond, steps=steps, guidance={"description": guidance}, text=ids[rows], seed=seed + start)
+        x, y = model.sample(cond, steps=steps, guidance={"description": guidance, "words": words_guidance},
+                            text=ids[rows], seed=seed + start)
         pictures.append(to_uint8(x))
         words.append(y)
     return np.concatenate(pictures), torch.cat(words), category, [g for _, _, g in parsed]
 
 
 def draw_description(run: str | Path, description: str, n: int = 4, steps: int = 20, seed: int = 0,
-                     how: str | None = None, guidance: float = 2.0) -> Drawn:
+                     how: str | None = None, guidance: float = 2.0, words_guidance: float = 1.0) -> Drawn:
     """Text to image: n pictures of the described item; attributes the words leave open are drawn
     too. `how` reads the words (see `text_to_image`; `default_reading` when None)."""
     model, _ = load_run(run)
     images, words, category, given = text_to_image(model, [description] * n, how or default_reading(model), steps,
-                                                   guidance, seed)
+                                                   guidance, seed, words_guidance=words_guidance)
     return Drawn(description=description, category=model.vocab.categories[int(category[0])], given=given[0],
                  images=images, attributes=model.vocab.decode(words), captions=model.vocab.caption(words, category))
 

@@ -42,9 +42,10 @@ Metrics, per row (means over questions and samples):
 
 GOR: for a seeded sample of users, a whole outfit of the given categories, item by item, each
 made beside the ones made before; compatibility (oracle, outfit model), category accuracy and
-image personalization. Text to image: the dual model draws random items' true descriptions; the
-classifier's agreement with the given words. Image to text: the dual model captions the same
-items' real pictures; the written value against the true one.
+image personalization. Text to image: the dual model draws random items' true descriptions
+(guidance `words_guidance` on the words); the classifier's agreement with the given words. Image
+to text: the dual model captions the same items' real pictures; the written value against the
+true one.
 """
 
 from __future__ import annotations
@@ -437,7 +438,7 @@ class _Bench:
         for start in range(0, len(items), c.batch_size):
             sl = slice(start, start + c.batch_size)
             pictures.append(to_uint8(self.dual.sample(Conditions(category=category[sl]), steps=c.steps, text=text[sl],
-                                                      seed=c.seed + start)[0]))
+                                                      guidance={"words": c.words_guidance}, seed=c.seed + start)[0]))
         read = self.probe.predict(np.concatenate(pictures))
         given = self.ds.items.iloc[items]
         agree = {a: float(np.mean(np.asarray(read[a]).astype(str) == given[a].astype(str).to_numpy()))
@@ -583,7 +584,8 @@ def markdown(report: dict) -> str:
     for r in report["gor"]:
         lines.append(f"| {r['model']} | " + " | ".join(fmt(r.get(k)) for k in gcols) + " |")
     t2i = report["text_to_image"]
-    lines += ["", f"Text to image ({t2i['items']} held-out descriptions): the classifier reads the given value in "
+    lines += ["", f"Text to image ({t2i['items']} held-out descriptions, guidance {c['words_guidance']} on the words): "
+                  "the classifier reads the given value in "
                   + ", ".join(f"{a} {v:.3f}" for a, v in t2i["agreement"].items())
                   + "; on real pictures it reads " + ", ".join(f"{a} {v:.3f}" for a, v in t2i["classifier_on_real"].items()),
               "", "Image to text (the same items' real pictures captioned): the written value is the true one in "
