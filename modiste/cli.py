@@ -828,7 +828,7 @@ def bench_generate(
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
     guidance: Annotated[float, typer.Option(help="classifier-free guidance scale of every condition")] = 2.0,
     words_guidance: Annotated[float, typer.Option(
-        help="guidance on the words, in the row that draws the user's preferred words")] = 6.0,
+        help="guidance on the words, in the row that draws the user's preferred words")] = 3.0,
     gor_users: Annotated[int, typer.Option(help="users to generate whole outfits for")] = 24,
     threads: Annotated[int, typer.Option(help="torch threads")] = 2,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,

@@ -100,7 +100,7 @@ class GenerateBenchConfig:
     probe_items: int = 10000
     probe_epochs: int = 6
     pool: int = 8
-    words_guidance: float = 6.0
+    words_guidance: float = 3.0
     batch_size: int = 128
     threads: int = 2
     seed: int = 0
