@@ -52,6 +52,15 @@ def _batch(ds, vocab, rows):
     return images, text, category
 
 
+def _perturbed(vocab, std: float) -> DualDiT:
+    """An untrained model with random weights: its zero-initialised heads would make every
+    condition and every word irrelevant."""
+    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
+    for p in model.trainable():
+        p.data.normal_(0, std)
+    return model
+
+
 def test_the_model_learns_a_batch(ds, vocab):
     images, text, category = _batch(ds, vocab, np.arange(16))
     model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
@@ -98,9 +107,7 @@ def test_sampling_keeps_the_given_stream_and_writes_only_the_categorys_values(ds
 
 def test_guidance_changes_the_samples_only_when_asked(ds, vocab):
     _, text, category = _batch(ds, vocab, np.arange(4))
-    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
-    for p in model.trainable():  # zero-initialised heads would make every condition irrelevant
-        p.data.normal_(0, 0.05)
+    model = _perturbed(vocab, 0.05)
     cond = Conditions(category=category, preference=text, history=torch.randn(4, 256))
     plain, _ = model.sample(cond, steps=3, seed=1)
     same, _ = model.sample(cond, steps=3, seed=1, guidance={"preference": 1.0, "history": 1.0})
@@ -111,9 +118,7 @@ def test_guidance_changes_the_samples_only_when_asked(ds, vocab):
 
 def test_the_words_guide_the_picture_once_there_are_words(ds, vocab):
     _, text, category = _batch(ds, vocab, np.arange(4))
-    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
-    for p in model.trainable():
-        p.data.normal_(0, 0.05)
+    model = _perturbed(vocab, 0.05)
     cond = Conditions(category=category)
     plain, written = model.sample(cond, steps=3, seed=1, text=text)
     guided, words = model.sample(cond, steps=3, seed=1, text=text, guidance={"words": 3.0})
@@ -130,9 +135,7 @@ def test_the_words_guide_the_picture_once_there_are_words(ds, vocab):
 
 def test_temperature_zero_writes_the_likeliest_words(ds, vocab):
     images, _, category = _batch(ds, vocab, np.arange(8))
-    model = DualDiT(DualConfig(**SMALL), vocab, LatentCodec())
-    for p in model.trainable():
-        p.data.normal_(0, 0.2)
+    model = _perturbed(vocab, 0.2)
     cond = Conditions(category=category)
     # One step reveals every word at once, from the logits of the picture with all words masked.
     masks = vocab.masks.expand(8, -1)
