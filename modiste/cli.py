@@ -595,7 +595,8 @@ def train_dual_(
     data: Annotated[Path, typer.Option(help="dataset directory (with images and attributes)")],
     out: Annotated[Path, typer.Option(help="run directory (a later stage continues from its model)")],
     stage: Annotated[str, typer.Option(help="pretrain (every item) | condition (outfits, users) | text-aug "
-                                            "(the text branch reads varied descriptions)")] = "pretrain",
+                                            "(the text branch reads varied descriptions) | decoder (the "
+                                            "decoder from latent and words to picture)")] = "pretrain",
     epochs: Annotated[int | None, typer.Option(help="at most this many epochs")] = None,
     minutes: Annotated[float | None, typer.Option(help="stop after this many minutes of training (default 45)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="a network setting, e.g. --set dim=96")] = None,
@@ -616,8 +617,9 @@ def train_dual_(
     last = model.meta["history"][-1] if model.meta.get("history") else None
     if last:
         epochs = f"{last['epoch'] - 1} epochs and part of one" if last["partial"] else f"{last['epoch']} epochs"
-        console.print(f"{stage}: {epochs}, {last['train_seconds'] / 60:.1f} min; image loss "
-                      f"{last['image_loss']:.4f}, text loss {last['text_loss']:.4f}; model in {out / 'model'}")
+        losses = (f"picture loss {last['image_loss']:.4f}" if last["text_loss"] is None else
+                  f"image loss {last['image_loss']:.4f}, text loss {last['text_loss']:.4f}")
+        console.print(f"{stage}: {epochs}, {last['train_seconds'] / 60:.1f} min; {losses}; model in {out / 'model'}")
 
 
 @app.command()

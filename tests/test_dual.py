@@ -311,6 +311,39 @@ def test_an_absent_description_is_no_token_and_old_checkpoints_load(run, tmp_pat
         DualDiT.load(old)
 
 
+@pytest.fixture(scope="module")
+def decoder_run(run, tiny_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("decoder") / "run"
+    shutil.copytree(run, out)
+    train_dual(tiny_world, out, stage="decoder", train_overrides={**FAST, "epochs": 3, "lr": 1e-3}, progress=False)
+    return out
+
+
+def test_the_decoder_stage_refines_the_decoder_alone_and_reads_the_words(run, decoder_run, ds, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    before, after = DualDiT.load(run / "model"), DualDiT.load(decoder_run / "model")
+    changed = {name for (name, a), b in zip(after.named_parameters(), before.parameters()) if not torch.equal(a, b)}
+    assert changed and all(name.startswith("decoder.") for name in changed)  # the network and the codec stay
+    assert after.meta["history"][-1]["stage"] == "decoder" and after.meta["history"][-1]["text_loss"] is None
+    rows = np.arange(min(64, len(ds.items)))
+    images, text, category = _batch(ds, before.vocab, rows)
+    masks = before.vocab.masks.expand(len(rows), -1)
+    with torch.no_grad():
+        z = before.codec.encode_tensor(images)
+        # Until the stage, the decoder is the codec's, whatever the words.
+        assert torch.allclose(before.decoder(z, text, category), before.codec.decode_tensor(z), atol=1e-5)
+        # After it, real items come back closer to their pictures, and the words change the picture.
+        assert after.decoder.loss(z, text, category, images) < before.decoder.loss(z, text, category, images)
+        assert not torch.allclose(after.decoder(z, text, category), after.decoder(z, masks, category))
+    # A model saved before the words decoder existed draws through its codec's decoder, as it did.
+    old = shutil.copytree(decoder_run / "model", tmp_path / "old")
+    weights = {k: v for k, v in load_file(str(old / "model.safetensors")).items() if not k.startswith("decoder.")}
+    save_file(weights, str(old / "model.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(DualDiT.load(old).decoder(z, text, category), after.codec.decode_tensor(z))
+
+
 @needs_sentences
 def test_text_to_image_reads_descriptions_after_text_aug(run, text_aug_run, tmp_path):
     from modiste.design.dual_api import text_to_image

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from modiste.design.dual_decoder import WordsDecoder
 from modiste.io import atomic_path, write_json
 from modiste.vision.latent import LatentCodec
 
@@ -292,12 +293,15 @@ class DualDiT(nn.Module):
         self.text_final = _Final(d, max(vocab.size(a) for a in ATTRIBUTES))
         # Only values that items of the category have can be written.
         self.register_buffer("allowed", vocab.allowed(), persistent=False)
+        # Pictures come out through the model's own decoder: the codec's, refined and modulated by
+        # the words by the `decoder` stage (until then it decodes exactly as the codec does).
+        self.decoder = WordsDecoder(self.codec, [vocab.size(a) for a in ATTRIBUTES], len(vocab.categories))
 
     # ------------------------------------------------------------------ the network
 
     def trainable(self) -> list[nn.Parameter]:
-        """The parameters training updates: all but the codec's."""
-        return [p for name, p in self.named_parameters() if not name.startswith("codec.")]
+        """The parameters the diffusion stages update: the network's, not the codec's or the decoder's."""
+        return [p for name, p in self.named_parameters() if not name.startswith(("codec.", "decoder."))]
 
     def text_branch(self) -> list[nn.Parameter]:
         """The parameters that touch only the text stream (`TEXT_BRANCH`): what text-aug fine-tunes."""
@@ -382,6 +386,18 @@ class DualDiT(nn.Module):
         total = image_loss + self.config.text_weight * text_loss
         return total, {"image": float(image_loss.detach()), "text": float(text_loss.detach())}
 
+    def decoder_loss(self, latents: torch.Tensor, text: torch.Tensor, category: torch.Tensor, pictures: torch.Tensor,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The `decoder` stage's loss on real items: their latents, true words (each hidden at a rate
+        drawn per item from U(0, 1), so that any share of words works; all hidden for an image-only
+        model, which never has words) and pictures in [-1, 1]."""
+        n, dev = len(latents), latents.device
+        rate = torch.rand(n, 1, generator=generator) if self.config.text_stream else torch.ones(n, 1)
+        hidden = (torch.rand(text.shape, generator=generator) < rate).to(dev)
+        words = torch.where(hidden, self.vocab.masks.to(dev), text)
+        loss = self.decoder.loss(latents, words, category, pictures)
+        return loss, {"image": float(loss.detach())}  # the pictures' loss; there is no text loss
+
     def _drop(self, cond: Conditions, generator: torch.Generator | None) -> Conditions:
         """Drop each condition for a random share `drop` of the batch (its tokens become "absent")."""
         out = Conditions(category=cond.category)
@@ -448,7 +464,7 @@ class DualDiT(nn.Module):
             drawn = (logits if temperature == 0 else logits / temperature + gumbel.to(dev)).argmax(-1)
             if self.config.text_stream:
                 y = torch.where(reveal, drawn, y)
-        pictures = self.codec.decode_tensor(x) if image is None else image.to(dev).clamp(-1, 1)
+        pictures = self.decoder(x, y, cond.category) if image is None else image.to(dev).clamp(-1, 1)
         return pictures, y
 
     def _guided(self, x, t_image, y, t_text, cond: Conditions, guidance: dict[str, float]):
@@ -500,10 +516,13 @@ class DualDiT(nn.Module):
         codec = LatentCodec(**saved["codec"])
         model = cls(DualConfig(**{k: v for k, v in saved["config"].items() if k in known}), vocab, codec, saved["meta"])
         missing, unexpected = model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=False)
-        # A model saved before the description reader existed lacks only its weights: they stay as
-        # initialised, unused until the text-aug stage trains them.
-        if unexpected or any(not k.startswith("description") for k in missing):
+        # A model saved before the description reader or the words decoder existed lacks only their
+        # weights: the reader stays as initialised, unused until the text-aug stage trains it, and
+        # the decoder starts from the loaded codec's, so the model draws as it always did.
+        if unexpected or any(not k.startswith(("description", "decoder.")) for k in missing):
             raise ValueError(f"{directory / WEIGHTS} does not match its {CONFIG}: missing {missing}, unexpected {unexpected}")
+        if any(k.startswith("decoder.") for k in missing):
+            model.decoder.start_from(model.codec)
         return model.eval()
 
     @property

@@ -14,6 +14,9 @@ Stages (`modiste train dual --stage ...`), each continuing from the run's model:
   `attribute_said`), read by the packaged sentence encoder (`modiste.sentences`). The model learns to
   draw and write what a description asks, whatever its phrasing. Half of the condition-stage
   examples keep no description, so that PFITB, which has none, stays as it was.
+- decoder: the model's own decoder alone (`modiste.design.dual_decoder`: the codec's decoder,
+  refined, with the words modulating it), on every catalogue item's latent, words and picture. The
+  latent space does not move (the codec's encoder is frozen), so the network needs no retraining.
 
 A run directory holds:
 
@@ -41,12 +44,12 @@ from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, Tex
 from modiste.io import atomic_path, write_json
 from modiste.outfit.data import OutfitData
 from modiste.training import EpochLoop
-from modiste.vision.common import resolve_device
+from modiste.vision.common import resolve_device, to_unit_range
 from modiste.vision.encoder import dataset_features
 from modiste.vision.latent import CodecConfig, dataset_codec, dataset_latents
 
 RUN, MODEL, METRICS, LOG = "run.json", "model", "metrics.json", "log.txt"
-STAGES = ("pretrain", "condition", "text-aug")
+STAGES = ("pretrain", "condition", "text-aug", "decoder")
 
 
 @dataclass
@@ -101,13 +104,13 @@ class DualExamples:
 
     def count(self, stage: str) -> int:
         return {"pretrain": self.data.n_items, "condition": len(self.target),
-                "text-aug": self.data.n_items + len(self.target)}[stage]
+                "text-aug": self.data.n_items + len(self.target), "decoder": self.data.n_items}[stage]
 
     def batch(self, stage: str, rows: np.ndarray, rng: np.random.Generator | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, Conditions]:
         """(latents, attribute ids, conditions) of the examples `rows` of a stage; `rng` picks the
         text-aug stage's descriptions."""
-        if stage == "pretrain":
+        if stage in ("pretrain", "decoder"):
             items = rows
             cond = Conditions(category=self.category[items])
         elif stage == "condition":
@@ -123,9 +126,11 @@ class DualExamples:
             phrasing = rng.integers(self.descriptions.shape[1], size=len(rows))
             described = alone | (rng.random(len(rows)) < 0.5)
             cond.description = torch.from_numpy(self.descriptions[items, phrasing] * described[:, None])
-        latents = torch.from_numpy(np.asarray(self.latents[np.sort(items)], np.float32))
-        latents = latents[np.argsort(np.argsort(items))]  # the memmap was read in order
-        return latents, self.text[items], cond
+        return _in_order(self.latents, items).float(), self.text[items], cond
+
+    def pictures(self, items: np.ndarray) -> torch.Tensor:
+        """The items' pictures (N, 3, 64, 64) in [-1, 1]."""
+        return to_unit_range(_in_order(self.ds.images, items))
 
     def conditions(self, users: np.ndarray, items: np.ndarray, context: np.ndarray,
                    categories: np.ndarray | None = None) -> Conditions:
@@ -145,6 +150,12 @@ class DualExamples:
         return Conditions(category=torch.from_numpy(categories), preference=preference, history=mean,
                           outfit=self.features[ctx.clamp(min=0)],
                           outfit_category=torch.where(ctx >= 0, self.category[ctx.clamp(min=0)], -1))
+
+
+def _in_order(array: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """array[rows] as a tensor, read in sorted order (a memmap reads sorted rows fastest)."""
+    out = torch.from_numpy(np.asarray(array[np.sort(rows)]))
+    return out[np.argsort(np.argsort(rows))]
 
 
 def _mode(ids: torch.Tensor, valid: torch.Tensor, vocab: TextVocabulary) -> torch.Tensor:
@@ -185,10 +196,10 @@ def train_dual(data_dir: str | Path, run_dir: str | Path, stage: str = "pretrain
     else:
         model = DualDiT(with_overrides(DualConfig(), model_overrides), TextVocabulary.from_items(ds.items),
                         dataset_codec(ds, codec_config, progress), meta={"dataset": ds.name})
+    if stage in ("text-aug", "decoder") and not (saved and (run_dir / MODEL).exists()):
+        raise ValueError(f"{run_dir} holds no model yet: the {stage} stage fine-tunes one "
+                         f"(train --stage pretrain, then condition, first)")
     if stage == "text-aug":
-        if not (saved and (run_dir / MODEL).exists()):
-            raise ValueError(f"{run_dir} holds no model yet: the text-aug stage fine-tunes one "
-                             f"(train --stage pretrain, then condition, first)")
         if not model.config.text_stream:
             raise ValueError(f"{run_dir} is an image-only model: it has no text branch to fine-tune")
         model.meta["reads_descriptions"] = True
@@ -236,11 +247,14 @@ class _Trainer(EpochLoop):
         self.device = resolve_device(config.device)
         model.to(self.device)
         self.label = f"dual {stage}"
-        # text-aug fine-tunes the text branch alone; the rest keeps no gradient (less to compute)
-        learning = model.text_branch() if stage == "text-aug" else model.trainable()
-        for parameter in model.trainable():
-            parameter.requires_grad_(id(parameter) in {id(q) for q in learning})
-        self.opt = torch.optim.AdamW(learning, lr=config.lr, weight_decay=config.weight_decay)
+        # text-aug fine-tunes the text branch alone, decoder the decoder alone; the rest keeps no
+        # gradient (less to compute)
+        self.learning = {"text-aug": model.text_branch(), "decoder": list(model.decoder.parameters())}.get(
+            stage, model.trainable())
+        learning = {id(q) for q in self.learning}
+        for parameter in model.parameters():
+            parameter.requires_grad_(id(parameter) in learning)
+        self.opt = torch.optim.AdamW(self.learning, lr=config.lr, weight_decay=config.weight_decay)
         self.random = torch.Generator().manual_seed(config.seed)
         self.state_path = run_dir / f"state-{stage}.pt"
         self.history: list[dict] = []
@@ -252,10 +266,15 @@ class _Trainer(EpochLoop):
         self.model.train()
         rng = np.random.default_rng([self.config.seed, self.epoch, self.step])  # the same after a resume
         latents, text, cond = self.examples.batch(self.stage, rows, rng)
-        loss, parts = self.model.loss(latents.to(self.device), text.to(self.device), cond.to(self.device), self.random)
+        latents, text, cond = latents.to(self.device), text.to(self.device), cond.to(self.device)
+        if self.stage == "decoder":
+            pictures = self.examples.pictures(rows).to(self.device)
+            loss, parts = self.model.decoder_loss(latents, text, cond.category, pictures, self.random)
+        else:
+            loss, parts = self.model.loss(latents, text, cond, self.random)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.trainable(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.learning, 1.0)
         self.opt.step()
         return parts
 
@@ -267,7 +286,7 @@ class _Trainer(EpochLoop):
         batch_size = min(self.config.batch_size, self.examples.count(self.stage))
         row = {"stage": self.stage, "epoch": self.epoch + 1, "partial": partial,
                "image_loss": float(np.mean([p["image"] for p in losses])) if losses else None,
-               "text_loss": float(np.mean([p["text"] for p in losses])) if losses else None,
+               "text_loss": float(np.mean([p["text"] for p in losses])) if losses and "text" in losses[0] else None,
                "seconds": round(seconds, 2), "train_seconds": round(self.train_seconds, 2),
                "examples_per_second": round(len(losses) * batch_size / max(seconds, 1e-9), 1)}
         self.history.append(row)
