@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from modiste.cli import app
 from modiste.data import Dataset
 from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, TextVocabulary
+from modiste.design.dual_decoder import WordsCritic, reconstruction_loss
 from modiste.design.dual_api import parse_description
 from modiste.design.dual_train import DualExamples, train_dual
 from modiste.sentences import sentence_model_installed
@@ -315,7 +316,8 @@ def test_an_absent_description_is_no_token_and_old_checkpoints_load(run, tmp_pat
 def decoder_run(run, tiny_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("decoder") / "run"
     shutil.copytree(run, out)
-    train_dual(tiny_world, out, stage="decoder", train_overrides={**FAST, "epochs": 3, "lr": 1e-3}, progress=False)
+    train_dual(tiny_world, out, stage="decoder", train_overrides={**FAST, "epochs": 3, "lr": 1e-3, "decoder_average": 0.5},
+               progress=False)
     return out
 
 
@@ -325,7 +327,15 @@ def test_the_decoder_stage_refines_the_decoder_alone_and_reads_the_words(run, de
     before, after = DualDiT.load(run / "model"), DualDiT.load(decoder_run / "model")
     changed = {name for (name, a), b in zip(after.named_parameters(), before.parameters()) if not torch.equal(a, b)}
     assert changed and all(name.startswith("decoder.") for name in changed)  # the network and the codec stay
-    assert after.meta["history"][-1]["stage"] == "decoder" and after.meta["history"][-1]["text_loss"] is None
+    last = after.meta["history"][-1]
+    assert last["stage"] == "decoder" and last["text_loss"] is None
+    assert last["adversarial_loss"] is not None and last["critic_loss"] > 0  # it trained against its critic,
+    state = torch.load(decoder_run / "state-decoder.pt", weights_only=True)  # which a resume takes up again
+    assert set(state["critic"]) == set(WordsCritic.for_decoder(after.decoder).state_dict())
+    # The decoder saved is the moving average of its weights, not the last step's.
+    average = {k.removeprefix("module."): v for k, v in state["average"].items() if k.startswith("module.")}
+    assert all(torch.equal(v, average[k]) for k, v in after.decoder.state_dict().items())
+    assert not torch.equal(state["model"]["decoder.out.weight"], average["out.weight"])
     rows = np.arange(min(64, len(ds.items)))
     images, text, category = _batch(ds, before.vocab, rows)
     masks = before.vocab.masks.expand(len(rows), -1)
@@ -334,7 +344,8 @@ def test_the_decoder_stage_refines_the_decoder_alone_and_reads_the_words(run, de
         # Until the stage, the decoder is the codec's, whatever the words.
         assert torch.allclose(before.decoder(z, text, category), before.codec.decode_tensor(z), atol=1e-5)
         # After it, real items come back closer to their pictures, and the words change the picture.
-        assert after.decoder.loss(z, text, category, images) < before.decoder.loss(z, text, category, images)
+        assert (reconstruction_loss(after.decoder.draw(z, text, category), images)
+                < reconstruction_loss(before.decoder.draw(z, text, category), images))
         assert not torch.allclose(after.decoder(z, text, category), after.decoder(z, masks, category))
     # A model saved before the words decoder existed draws through its codec's decoder, as it did.
     old = shutil.copytree(decoder_run / "model", tmp_path / "old")

@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from modiste.design.dual_decoder import WordsDecoder
+from modiste.design.dual_decoder import WordsCritic, WordsDecoder, reconstruction_loss
 from modiste.io import atomic_path, write_json
 from modiste.vision.latent import LatentCodec
 
@@ -387,16 +387,31 @@ class DualDiT(nn.Module):
         return total, {"image": float(image_loss.detach()), "text": float(text_loss.detach())}
 
     def decoder_loss(self, latents: torch.Tensor, text: torch.Tensor, category: torch.Tensor, pictures: torch.Tensor,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                     critic: WordsCritic | None = None, adversarial_weight: float = 0.1,
+                     generator: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
         """The `decoder` stage's loss on real items: their latents, true words (each hidden at a rate
         drawn per item from U(0, 1), so that any share of words works; all hidden for an image-only
-        model, which never has words) and pictures in [-1, 1]."""
+        model, which never has words) and pictures in [-1, 1]. With a critic (`WordsCritic`, judging
+        the picture against the words the model may know), its verdict counts `adversarial_weight`.
+        Returns the loss, its parts and the pictures made (for the critic's own step)."""
         n, dev = len(latents), latents.device
         rate = torch.rand(n, 1, generator=generator) if self.config.text_stream else torch.ones(n, 1)
         hidden = (torch.rand(text.shape, generator=generator) < rate).to(dev)
         words = torch.where(hidden, self.vocab.masks.to(dev), text)
-        loss = self.decoder.loss(latents, words, category, pictures)
-        return loss, {"image": float(loss.detach())}  # the pictures' loss; there is no text loss
+        made = self.decoder.draw(latents, words, category)
+        reconstruction = reconstruction_loss(made, pictures)
+        parts = {"image": float(reconstruction.detach())}  # the pictures' loss; there is no text loss
+        if critic is None:
+            return reconstruction, parts, made.detach()
+        adversarial = -critic(made.clamp(-1, 1), self.critic_words(text), category).mean()
+        parts["adversarial"] = float(adversarial.detach())
+        return reconstruction + adversarial_weight * adversarial, parts, made.detach()
+
+    def critic_words(self, text: torch.Tensor) -> torch.Tensor:
+        """The words the decoder stage's critic judges a picture against: the true ones, or none
+        (all [MASK]) for an image-only model, whose decoder never reads words."""
+        return text if self.config.text_stream else self.vocab.masks.to(text.device).expand(len(text), -1)
 
     def _drop(self, cond: Conditions, generator: torch.Generator | None) -> Conditions:
         """Drop each condition for a random share `drop` of the batch (its tokens become "absent")."""

@@ -12,14 +12,19 @@ as the codec does), with FiLM (a scale and a shift per channel, as in FiLM and i
 upsamplers of cascaded diffusion such as Imagen's) after every group norm, computed from the item's
 words and category. The latent says where things are; the words say what the surface is, which the
 latent keeps poorly: a denim twill, gold buttons, a fringe. Sampling decodes the latent with the
-words written or given beside it, so the picture shows what the words say.
+words written or given beside it.
 
 Training (the dual run's `decoder` stage, `DualDiT.decoder_loss`): real items' latents (the codec's
 frozen encoder, so every diffusion model trained on the latent stays valid) and their true words,
 each attribute hidden ([MASK]) at a random rate so that partial words and none work too; L1 on the
-pixels plus L1 on their Sobel gradients, which is what keeps edges and textures from blurring away.
-An image-only model's decoder never sees words: it is the same refinement without the modulation's
-input, so the baselines compare on equal pictures.
+pixels plus L1 on their Sobel gradients, and a critic's verdict (`WordsCritic`, a patch
+discriminator that reads the words, as the GAN losses of VQGAN's and Stable Diffusion's
+autoencoders). The critic is what makes the words count: a texture's phase is not in the latent, so
+an L1 decoder draws the average of all phases, a flat surface, whatever the words say (a probe: the
+same reading with the words as without them, 0.69); against the critic, material is read right in
+0.53 of round trips with the words and 0.38 without. An image-only model's decoder never sees words:
+it is the same refinement, with a critic that judges the picture by its category alone, so the
+baselines compare on equal pictures.
 """
 
 from __future__ import annotations
@@ -70,13 +75,11 @@ class WordsDecoder(nn.Module):
         self.std.copy_(codec.std)
 
     def forward(self, latents: torch.Tensor, words: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        return self.out(self._features(latents, words, category)).clamp(-1, 1)
+        return self.draw(latents, words, category).clamp(-1, 1)
 
-    def loss(self, latents: torch.Tensor, words: torch.Tensor, category: torch.Tensor,
-             pictures: torch.Tensor) -> torch.Tensor:
-        """L1 on the pixels + `GRADIENT_WEIGHT` x L1 on their Sobel gradients, against real pictures in [-1, 1]."""
-        made = self.out(self._features(latents, words, category))
-        return F.l1_loss(made, pictures) + GRADIENT_WEIGHT * F.l1_loss(_sobel(made), _sobel(pictures))
+    def draw(self, latents: torch.Tensor, words: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        """The pictures before clamping to [-1, 1] (what the losses see, so that no gradient is cut)."""
+        return self.out(self._features(latents, words, category))
 
     def _features(self, latents: torch.Tensor, words: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         e = F.silu(self.category(category) + sum(table(words[:, k]) for k, table in enumerate(self.words)))
@@ -99,6 +102,45 @@ class _Block(nn.Module):
 
     def forward(self, h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         return F.silu(self.norm(self.conv(h)) * (1 + scale) + shift)
+
+
+def reconstruction_loss(made: torch.Tensor, pictures: torch.Tensor) -> torch.Tensor:
+    """L1 on the pixels + `GRADIENT_WEIGHT` x L1 on their Sobel gradients, against real pictures in [-1, 1]."""
+    return F.l1_loss(made, pictures) + GRADIENT_WEIGHT * F.l1_loss(_sobel(made), _sobel(pictures))
+
+
+class WordsCritic(nn.Module):
+    """A patch discriminator conditioned on the item's words and category (a projection
+    discriminator, Miyato and Koyama 2018): one realism logit per 16x16 cell of the picture, plus the
+    agreement of the cell's features with the words' embedding, so that a picture is judged real only
+    if it looks like what its words say. Used by the decoder stage alone; never saved with the model."""
+
+    def __init__(self, word_tables: list[int], categories: int, width: int = 32):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(3, w, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.GroupNorm(8, 2 * w), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.GroupNorm(8, 4 * w), nn.LeakyReLU(0.2))
+        self.head = nn.Conv2d(4 * w, 1, 3, padding=1)
+        self.words = nn.ModuleList(nn.Embedding(size, 4 * w) for size in word_tables)
+        self.category = nn.Embedding(categories, 4 * w)
+
+    @classmethod
+    def for_decoder(cls, decoder: WordsDecoder) -> WordsCritic:
+        return cls([table.num_embeddings for table in decoder.words], decoder.category.num_embeddings)
+
+    def forward(self, pictures: torch.Tensor, words: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 16, 16) logits: positive reads real."""
+        h = self.body(pictures)
+        e = self.category(category) + sum(table(words[:, k]) for k, table in enumerate(self.words))
+        return self.head(h) + (h * e[:, :, None, None]).sum(1, keepdim=True) / h.shape[1] ** 0.5
+
+    def hinge_loss(self, real: torch.Tensor, made: torch.Tensor, words: torch.Tensor,
+                   category: torch.Tensor) -> torch.Tensor:
+        """The critic's hinge loss on real pictures and (detached) made ones with the same words."""
+        return (F.relu(1 - self(real, words, category)).mean()
+                + F.relu(1 + self(made.detach().clamp(-1, 1), words, category)).mean())
 
 
 def _sobel(x: torch.Tensor) -> torch.Tensor:

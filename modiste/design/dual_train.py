@@ -15,8 +15,10 @@ Stages (`modiste train dual --stage ...`), each continuing from the run's model:
   draw and write what a description asks, whatever its phrasing. Half of the condition-stage
   examples keep no description, so that PFITB, which has none, stays as it was.
 - decoder: the model's own decoder alone (`modiste.design.dual_decoder`: the codec's decoder,
-  refined, with the words modulating it), on every catalogue item's latent, words and picture. The
-  latent space does not move (the codec's encoder is frozen), so the network needs no retraining.
+  refined, with the words modulating it), on every catalogue item's latent, words and picture,
+  against a critic that judges the picture beside the words (kept in the stage's state, not in the
+  model). The latent space does not move (the codec's encoder is frozen), so the network needs no
+  retraining.
 
 A run directory holds:
 
@@ -31,16 +33,19 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from modiste.config import with_overrides
 from modiste.data import Dataset
 from modiste.design.dual import ATTRIBUTES, Conditions, DualConfig, DualDiT, TextVocabulary
+from modiste.design.dual_decoder import WordsCritic
 from modiste.io import atomic_path, write_json
 from modiste.outfit.data import OutfitData
 from modiste.training import EpochLoop
@@ -59,7 +64,8 @@ class DualTrainConfig:
     user's history in the category that make their preference and history conditions;
     threads: torch CPU threads; device: cpu, cuda or auto; checkpoint_every_s: seconds between
     mid-epoch checkpoints; phrasings, attribute_said: the text-aug stage's descriptions per item and
-    the chance each attribute is named in one."""
+    the chance each attribute is named in one; adversarial_weight, decoder_average: the decoder
+    stage's critic weight and weight averaging."""
 
     epochs: int = 20
     batch_size: int = 32
@@ -72,6 +78,15 @@ class DualTrainConfig:
     checkpoint_every_s: float = 60.0
     phrasings: int = 3
     attribute_said: float = 0.75
+    # The decoder stage. How much the critic's verdict counts beside the reconstruction: an L1 decoder
+    # cannot draw a texture whose phase the latent does not keep (the average of all phases is flat);
+    # the critic makes it draw one. A probe (14 minutes, one thread): the attributes read back 0.70
+    # with words against 0.69 without the critic, material 0.53 against 0.42, and a chosen item keeps
+    # 1.56 of its 2.19 utility against 1.34; at 0.5, tinted backgrounds for about the same reading.
+    adversarial_weight: float = 0.1
+    # The decoder saved is the moving average of its weights (per step), which smooths the colour
+    # casts that a decoder trained against a critic drifts through from one step to the next.
+    decoder_average: float = 0.995
     seed: int = 0
 
 
@@ -254,7 +269,15 @@ class _Trainer(EpochLoop):
         learning = {id(q) for q in self.learning}
         for parameter in model.parameters():
             parameter.requires_grad_(id(parameter) in learning)
-        self.opt = torch.optim.AdamW(self.learning, lr=config.lr, weight_decay=config.weight_decay)
+        # The decoder stage is a GAN's generator step beside its critic (`WordsCritic`): the usual
+        # GAN momentum (beta1 0.5) for both, so that neither lags the other's moves.
+        betas = (0.5, 0.9) if stage == "decoder" else (0.9, 0.999)
+        self.opt = torch.optim.AdamW(self.learning, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
+        self.critic = WordsCritic.for_decoder(model.decoder).to(self.device) if stage == "decoder" else None
+        self.critic_opt = (torch.optim.AdamW(self.critic.parameters(), lr=config.lr, betas=betas,
+                                             weight_decay=config.weight_decay) if self.critic else None)
+        self.average = (AveragedModel(model.decoder, multi_avg_fn=get_ema_multi_avg_fn(config.decoder_average))
+                        if stage == "decoder" else None)
         self.random = torch.Generator().manual_seed(config.seed)
         self.state_path = run_dir / f"state-{stage}.pt"
         self.history: list[dict] = []
@@ -269,13 +292,22 @@ class _Trainer(EpochLoop):
         latents, text, cond = latents.to(self.device), text.to(self.device), cond.to(self.device)
         if self.stage == "decoder":
             pictures = self.examples.pictures(rows).to(self.device)
-            loss, parts = self.model.decoder_loss(latents, text, cond.category, pictures, self.random)
+            loss, parts, made = self.model.decoder_loss(latents, text, cond.category, pictures, self.critic,
+                                                        self.config.adversarial_weight, self.random)
         else:
             loss, parts = self.model.loss(latents, text, cond, self.random)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.learning, 1.0)
         self.opt.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model.decoder)
+        if self.critic is not None:  # then the critic learns from the same real pictures and the ones made
+            critic_loss = self.critic.hinge_loss(pictures, made, self.model.critic_words(text), cond.category)
+            self.critic_opt.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            self.critic_opt.step()
+            parts["critic"] = float(critic_loss.detach())
         return parts
 
     def finish(self) -> None:
@@ -287,21 +319,40 @@ class _Trainer(EpochLoop):
         row = {"stage": self.stage, "epoch": self.epoch + 1, "partial": partial,
                "image_loss": float(np.mean([p["image"] for p in losses])) if losses else None,
                "text_loss": float(np.mean([p["text"] for p in losses])) if losses and "text" in losses[0] else None,
+               **{f"{k}_loss": float(np.mean([p[k] for p in losses])) for k in ("adversarial", "critic")
+                  if losses and k in losses[0]},
                "seconds": round(seconds, 2), "train_seconds": round(self.train_seconds, 2),
                "examples_per_second": round(len(losses) * batch_size / max(seconds, 1e-9), 1)}
         self.history.append(row)
         self.model.meta["history"] = self.model.meta.get("history", [])[:] + [row]
-        self.model.save(self.run_dir / MODEL)
+        with self._published():
+            self.model.save(self.run_dir / MODEL)
         metrics = json.loads((self.run_dir / METRICS).read_text()) if (self.run_dir / METRICS).exists() else {}
         write_json(self.run_dir / METRICS, {**metrics, self.stage: {"history": self.history,
                                                                     "train_seconds": self.train_seconds}})
         with open(self.run_dir / LOG, "a") as log:
             log.write(json.dumps(row) + "\n")
 
+    @contextmanager
+    def _published(self):
+        """The model as it is saved: in the decoder stage, with the moving average of the decoder's weights."""
+        if self.average is None:
+            yield
+            return
+        live = {k: v.clone() for k, v in self.model.decoder.state_dict().items()}
+        self.model.decoder.load_state_dict(self.average.module.state_dict())
+        try:
+            yield
+        finally:
+            self.model.decoder.load_state_dict(live)
+
     def checkpoint(self) -> None:
         state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "random": self.random.get_state(),
                  "history": json.dumps(self.history), "epoch": self.epoch, "step": self.step,
                  "train_seconds": self.train_seconds}
+        if self.critic is not None:
+            state |= {"critic": self.critic.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                      "average": self.average.state_dict()}
         with atomic_path(self.state_path) as tmp:
             torch.save(state, tmp)
 
@@ -309,6 +360,10 @@ class _Trainer(EpochLoop):
         state = torch.load(self.state_path, weights_only=True, map_location=self.device)  # the restricted unpickler
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+            self.critic_opt.load_state_dict(state["critic_opt"])
+            self.average.load_state_dict(state["average"])
         self.random.set_state(state["random"].cpu())
         self.history = json.loads(state["history"])
         self.epoch, self.step, self.train_seconds = state["epoch"], state["step"], state["train_seconds"]
