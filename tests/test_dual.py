@@ -457,7 +457,8 @@ def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs
     report = generate_report(tiny_world, run, tmp_path, image_only_run, None, app_runs[1], config, progress=False)
     rows = {r["model"]: r for r in report["rows"]}
     assert list(rows)[:5] == [DUAL, PREFERRED, RANKED, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
-    assert rows[PREFERRED]["text_personalization"] == 1.0  # its words are the user's preferred values
+    assert rows[PREFERRED]["text_personalization"] == 1.0  # its words are the user's preferred values,
+    assert rows[RANKED]["text_personalization"] == 1.0  # and the ranked row's pools are made the same way
     assert rows[RANKED]["diversity"] is None and "ranked_retrieval_hard_above_chance" in report["targets"]
     # The user's own choice is its own nearest candidate: the retrieval metric finds the true item.
     assert rows[CHOICE]["retrieval_hard"] == 1.0

@@ -10,9 +10,10 @@ candidates of the blank's category). Every generator makes `samples` items for e
 - "dual diffusion, the user's preferred words": the same model given the user's preferred value
   of each attribute as the words (`sample_blanks(words="preference")`), drawing the picture to
   them with guidance on the words (`words_guidance`);
-- "dual diffusion, generate then rank": `pool` items per question from the same model, the one
-  the user's learned models like best kept (`modiste.design.dual_rank`: DVBPR's taste and the
-  outfit model's fit; given a DVBPR run and/or an outfit run);
+- "dual diffusion, preferred words, generate then rank": `pool` items per question made as the
+  row above makes them, the one the user's learned models like best kept
+  (`modiste.design.dual_rank`: DVBPR's taste and the outfit model's fit; given a DVBPR run and/or
+  an outfit run);
 - "image-only diffusion": the same backbone trained without words (DiFashion-like: category,
   history images, outfit); its words come from the dual model captioning its picture, which is
   what a user of an image-only model would do to describe it;
@@ -76,7 +77,7 @@ from modiste.vision.encoder import dataset_features
 
 DUAL, PREFERRED, RANKED, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
     "dual diffusion (modiste)", "dual diffusion, the user's preferred words (modiste)",
-    "dual diffusion, generate then rank (modiste)", "image-only diffusion (DiFashion-like)",
+    "dual diffusion, preferred words, generate then rank (modiste)", "image-only diffusion (DiFashion-like)",
     "GAN (design I)", "retrieval: outfit model's best candidate", "the user's choice (real)",
     "random item of the category (real)")
 
@@ -187,7 +188,8 @@ class _Bench:
                 t = time.perf_counter()
                 bar.step(f"generate then rank: the best of {c.pool}")
                 pictures, ids = sample_ranked(self.dual, self.examples, q["users"], q["true"], q["context"], self.judges,
-                                              c.pool, 1, c.steps, c.guidance, c.seed + 11, c.batch_size)
+                                              c.pool, 1, c.steps, {**c.guidance, "words": c.words_guidance},
+                                              c.seed + 11, c.batch_size, words="preference")
                 made[RANKED] = Made(pictures, self._values(ids.reshape(-1, len(ATTRIBUTES)), pictures.shape[:2]))
                 timings["ranked_s_per_question"] = (time.perf_counter() - t) / len(q["users"])
             if self.image_only is not None:
