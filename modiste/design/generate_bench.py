@@ -476,17 +476,19 @@ class _Bench:
             tiles = [np.asarray(self.ds.images[r]) for r in ctx] + [np.asarray(self.ds.images[q["true"][i]])]
             labels = [f"outfit: {items['category'].iat[r]}" for r in ctx] + [
                 f"the user's choice: {items['description'].iat[q['true'][i]]}"]
-            for name in (DUAL, PREFERRED, IMAGE_ONLY, GAN):
-                if name in made:
-                    m = made[name]
-                    for k in range(min(2, m.pictures.shape[1])):
-                        tiles.append(m.pictures[i, k])
-                        words = " ".join(str(m.words[a][i, k]) for a in ATTRIBUTES) if m.words else ""
-                        labels.append(f"{name.split(' (')[0]}: {words}")
+            shown = {DUAL: "dual", PREFERRED: "dual with the user's preferred words", IMAGE_ONLY: "image-only",
+                     GAN: "GAN"}
+            shown = {name: short for name, short in shown.items() if name in made}
+            for name in shown:
+                m = made[name]
+                for k in range(min(2, m.pictures.shape[1])):
+                    tiles.append(m.pictures[i, k])
+                    words = " ".join(str(m.words[a][i, k]) for a in ATTRIBUTES) if m.words else ""
+                    labels.append(f"{name.split(' (')[0]}: {words}")
             user = self.ds.users.index[q["users"][i]]
             sheets.append(contact_sheet(tiles, labels, columns=len(tiles), label_lines=4,
                                         title=f"PFITB for {user}, outfit {q['outfit_ids'][i]}: the outfit, the user's "
-                                              f"choice, then two items each from dual, dual with the user's preferred words, image-only, GAN"))
+                                              f"choice, then two items each from {', '.join(shown.values())}"))
         save_png(stack(sheets), self.out / "pfitb.png")
         sheets = []
         cats = gor["categories"]
