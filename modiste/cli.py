@@ -824,7 +824,7 @@ def bench_generate(
     outfit_run: Annotated[Path | None, typer.Option("--outfit-run", help="an outfit run: retrieval and compatibility")] = None,
     rec_run: Annotated[Path | None, typer.Option(
         "--rec-run", help="a DVBPR run: with the outfit run, judges generate-then-rank's pools")] = None,
-    pool: Annotated[int, typer.Option(help="generate then rank: items made per question (1: no such row)")] = 8,
+    pool: Annotated[int, typer.Option(help="generate then rank: items made per question (1: no such row)")] = 2,
     questions: Annotated[int, typer.Option(help="PFITB questions from the test hard set")] = 200,
     samples: Annotated[int, typer.Option(min=1, help="items generated per question")] = 4,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,

@@ -147,22 +147,61 @@ def test_temperature_zero_writes_the_likeliest_words(ds, vocab):
     assert not all(torch.equal(sampled[0], w) for w in sampled[1:])
 
 
-def test_pfitb_can_draw_the_users_preferred_words(run, ds):
-    from modiste.design.dual_api import sample_blanks
+def test_pfitb_and_gor_can_draw_the_users_preferred_words(run, ds):
+    from modiste.design.dual_api import generate_outfits, sample_blanks
 
     model = DualDiT.load(run / "model")
     examples = DualExamples(ds, model.vocab, dataset_features(ds))
     qs = examples.data.questions("test", "hard")
-    users, context = qs.users[:6], qs.context[:6]
+    users, context = qs.users[:6].copy(), qs.context[:6]
+    users[0] = -1  # nobody: no history, so the model writes every word
     blanks = qs.candidates[np.arange(6), qs.answer[:6]]
-    preference = examples.conditions(users, blanks, context).preference
-    known = preference != model.vocab.unknowns
-    assert known.any() and (~known).any()  # both cases are exercised
+    preferred = examples.preferred_words(users, blanks)
+    known = preferred != model.vocab.masks
+    assert not known[0].any() and known[1:].any()
     pictures, words = sample_blanks(model, examples, users, blanks, context, steps=3, words="preference")
-    assert torch.equal(words[known], preference[known])
+    assert torch.equal(words[known], preferred[known])
     assert not (words == model.vocab.masks).any() and pictures.shape == (6, 64, 64, 3)
     with pytest.raises(ValueError, match="unknown words 'favourite'"):
         sample_blanks(model, examples, users, blanks, context, steps=3, words="favourite")
+    # GOR draws the preferred words of each category too.
+    categories = [model.vocab.categories.index("top"), model.vocab.categories.index("shoes")]
+    _, outfit_words = generate_outfits(model, examples, users[1:4], categories, steps=2, words="preference")
+    for k, code in enumerate(categories):
+        preferred = examples.preferred_words(users[1:4], None, np.full(3, code))
+        known = preferred != model.vocab.masks
+        assert known.any() and torch.equal(outfit_words[:, k][known], preferred[known])
+
+
+def test_preferred_words_come_from_the_whole_history(run, ds):
+    model = DualDiT.load(run / "model")
+    examples = DualExamples(ds, model.vocab, dataset_features(ds))
+    data, vocab = examples.data, model.vocab
+    n_categories = len(vocab.categories)
+    histories = data.user_history(np.repeat(np.arange(data.n_users), n_categories),
+                                  np.tile(np.arange(n_categories), data.n_users), 10).reshape(data.n_users, n_categories, -1)
+    # A user with a history, but none in some category: words for that category still come from it.
+    user, category = next((u, c) for u in range(data.n_users) for c in range(n_categories)
+                          if (histories[u, c] < 0).all() and (histories[u] >= 0).sum() >= 3)
+    items = histories[user][histories[user] >= 0]
+    words = examples.preferred_words(np.array([user]), None, np.array([category]))[0]
+    k = ATTRIBUTES.index("color")
+    seen = set(ds.items["color"].iloc[items]) & set(vocab.by_category[vocab.categories[category]]["color"])
+    assert seen and vocab.values["color"][int(words[k])] in seen
+    # The item asked for is left out: where a user's only item of a colour makes that colour the
+    # word, leaving the item out changes the word.
+    pairs = [(u, i) for u in range(data.n_users) for i in histories[u].ravel() if i >= 0]
+    colours = ds.items["color"].to_numpy()
+    found = 0
+    for u, i in pairs:
+        category = np.array([data.item_category[i]])
+        kept = examples.preferred_words(np.array([u]), None, category)[0, k]
+        if vocab.values["color"][int(kept)] != colours[i] or (colours[histories[u][histories[u] >= 0]] == colours[i]).sum() > 1:
+            continue
+        left_out = examples.preferred_words(np.array([u]), np.array([i]))[0, k]
+        assert int(left_out) != int(kept)
+        found += 1
+    assert found
 
 
 def test_descriptions_are_read_into_attribute_values(vocab):
@@ -457,8 +496,9 @@ def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs
     report = generate_report(tiny_world, run, tmp_path, image_only_run, None, app_runs[1], config, progress=False)
     rows = {r["model"]: r for r in report["rows"]}
     assert list(rows)[:5] == [DUAL, PREFERRED, RANKED, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
-    assert rows[PREFERRED]["text_personalization"] == 1.0  # its words are the user's preferred values,
-    assert rows[RANKED]["text_personalization"] == 1.0  # and the ranked row's pools are made the same way
+    # The ranked row's pools are made with the same words as the preferred-words row: the user's
+    # preferred values, the same for every item of a question.
+    assert rows[RANKED]["text_personalization"] == pytest.approx(rows[PREFERRED]["text_personalization"])
     assert rows[RANKED]["diversity"] is None and "ranked_retrieval_hard_above_chance" in report["targets"]
     # The user's own choice is its own nearest candidate: the retrieval metric finds the true item.
     assert rows[CHOICE]["retrieval_hard"] == 1.0

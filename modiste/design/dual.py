@@ -167,12 +167,6 @@ class TextVocabulary:
     def unknowns(self) -> torch.Tensor:
         return torch.tensor([self.unknown(a) for a in ATTRIBUTES])
 
-    def preference_text(self, preference: torch.Tensor) -> torch.Tensor:
-        """Preference ids (N, 6) as words to draw: where the user has no preferred value
-        ("unknown"), [MASK], which the model writes itself."""
-        return torch.where(preference == self.unknowns.to(preference.device), self.masks.to(preference.device),
-                           preference)
-
     def encode(self, rows: list[dict[str, str]]) -> torch.Tensor:
         """[{attribute: value}] -> (N, 6) ids; an absent or unseen value is "unknown"."""
         index = {a: {v: k for k, v in enumerate(self.values[a])} for a in ATTRIBUTES}

@@ -167,9 +167,9 @@ def sample_blanks(model: DualDiT, examples, users: np.ndarray, blanks: np.ndarra
     out of the user's history, and the outfit's other items (N, L), -1 padded. `words`:
 
     - written: the model writes the words with the picture (`temperature` on the words);
-    - preference: the user's preferred value of each attribute in the category (the preference
-      condition) is given as the words, and the picture drawn to them; an attribute the user has
-      no value for is written by the model.
+    - preference: the user's preferred value of each attribute, learned from their whole history
+      (`DualExamples.preferred_words`), is given as the words, and the picture drawn to them; an
+      attribute the user has no value for is written by the model.
 
     Returns pictures uint8 (N, 64, 64, 3) and attribute ids (N, 6). `track` wraps the batches (a
     progress bar)."""
@@ -179,7 +179,7 @@ def sample_blanks(model: DualDiT, examples, users: np.ndarray, blanks: np.ndarra
     for start in track(range(0, len(users), batch_size)):
         rows = slice(start, start + batch_size)
         cond = examples.conditions(users[rows], blanks[rows], context[rows])
-        text = model.vocab.preference_text(cond.preference) if words == "preference" else None
+        text = examples.preferred_words(users[rows], blanks[rows]) if words == "preference" else None
         x, y = model.sample(cond, steps=steps, guidance=guidance, text=text, seed=seed + start, temperature=temperature)
         pictures.append(to_uint8(x))
         ids.append(y)
@@ -261,19 +261,19 @@ def generate_outfits(model: DualDiT, examples, users: np.ndarray, categories: li
         raise ValueError(f"unknown words {words!r}: choose one of {', '.join(WORDS)}")
     encoder = ImageEncoder.load(dataset_cache(examples.ds, "encoder"))
     n = len(users)
-    images, words, made_features = [], [], []
+    images, written, made_features = [], [], []
     for k, c in enumerate(categories):
         cond = examples.conditions(users, None, np.full((n, 1), -1), categories=np.full(n, c))
         if made_features:
             cond.outfit = torch.from_numpy(np.stack(made_features, axis=1))
             cond.outfit_category = torch.tensor([categories[:k]] * n)
-        given = model.vocab.preference_text(cond.preference) if words == "preference" else None
+        given = examples.preferred_words(users, None, np.full(n, c)) if words == "preference" else None
         picture, text = model.sample(cond, steps=steps, guidance=guidance, text=given, seed=seed + k,
                                      temperature=temperature)
         images.append(to_uint8(picture))
-        words.append(text)
+        written.append(text)
         made_features.append(encoder.encode(images[-1]))
-    return np.stack(images, axis=1), torch.stack(words, dim=1)
+    return np.stack(images, axis=1), torch.stack(written, dim=1)
 
 
 def picture(result: Generated, ds: Dataset, title: str):

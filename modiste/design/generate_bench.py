@@ -8,8 +8,9 @@ candidates of the blank's category). Every generator makes `samples` items for e
 - "dual diffusion": picture and words together, from the category, the user's preference and
   history in the category, and the rest of the outfit (classifier-free guidance);
 - "dual diffusion, the user's preferred words": the same model given the user's preferred value
-  of each attribute as the words (`sample_blanks(words="preference")`), drawing the picture to
-  them with guidance on the words (`words_guidance`);
+  of each attribute, counted over their whole history (`DualExamples.preferred_words`), as the
+  words (`sample_blanks(words="preference")`), drawing the picture to them with guidance on the
+  words (`words_guidance`);
 - "dual diffusion, preferred words, generate then rank": `pool` items per question made as the
   row above makes them, the one the user's learned models like best kept
   (`modiste.design.dual_rank`: DVBPR's taste and the outfit model's fit; given a DVBPR run and/or
@@ -100,7 +101,7 @@ class GenerateBenchConfig:
     text_items: int = 200
     probe_items: int = 10000
     probe_epochs: int = 6
-    pool: int = 8
+    pool: int = 2
     words_guidance: float = 3.0
     batch_size: int = 128
     threads: int = 2
