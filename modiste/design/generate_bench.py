@@ -83,6 +83,9 @@ DUAL, PREFERRED, RANKED, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
     "random item of the category (real)")
 
 
+SHORT = {DUAL: "dual", PREFERRED: "dual, preferred words", IMAGE_ONLY: "image-only", GAN: "GAN"}  # sheet labels
+
+
 @dataclass
 class GenerateBenchConfig:
     """questions: PFITB questions sampled from the test hard set; samples: items made per question;
@@ -400,9 +403,11 @@ class _Bench:
         users = self.ds.users.index.get_indexer(test["user_id"].dropna().unique())
         users = np.sort(np.random.default_rng([c.seed, 2]).choice(users[users >= 0], min(c.gor_users, len(users)),
                                                                  replace=False))
-        made = {DUAL: generate_outfits(self.dual, self.examples, users, codes, c.steps, c.guidance, c.seed)[0],
-                PREFERRED: generate_outfits(self.dual, self.examples, users, codes, c.steps,
-                                            {**c.guidance, "words": c.words_guidance}, c.seed, words="preference")[0]}
+        made, words = {}, {}
+        made[DUAL], words[DUAL] = generate_outfits(self.dual, self.examples, users, codes, c.steps, c.guidance, c.seed)
+        made[PREFERRED], words[PREFERRED] = generate_outfits(self.dual, self.examples, users, codes, c.steps,
+                                                             {**c.guidance, "words": c.words_guidance}, c.seed,
+                                                             words="preference")
         if self.image_only is not None:
             made[IMAGE_ONLY] = generate_outfits(self.image_only, self.examples, users, codes, c.steps, c.guidance, c.seed)[0]
         if self.gan is not None:
@@ -429,7 +434,7 @@ class _Bench:
                 row["compatibility_oracle"] = float(np.mean([self.oracle.rules.outfit(new, np.arange(k, k + len(cats)))
                                                              for k in range(0, len(flat), len(cats))]))
             rows.append(row)
-        return {"rows": rows, "users": users, "categories": cats, "pictures": made}
+        return {"rows": rows, "users": users, "categories": cats, "pictures": made, "words": words}
 
     def _text_to_image(self) -> dict:
         c = self.config
@@ -477,9 +482,7 @@ class _Bench:
             tiles = [np.asarray(self.ds.images[r]) for r in ctx] + [np.asarray(self.ds.images[q["true"][i]])]
             labels = [f"outfit: {items['category'].iat[r]}" for r in ctx] + [
                 f"the user's choice: {items['description'].iat[q['true'][i]]}"]
-            shown = {DUAL: "dual", PREFERRED: "dual with the user's preferred words", IMAGE_ONLY: "image-only",
-                     GAN: "GAN"}
-            shown = {name: short for name, short in shown.items() if name in made}
+            shown = {name: short for name, short in SHORT.items() if name in made}
             for name in shown:
                 m = made[name]
                 for k in range(min(2, m.pictures.shape[1])):
@@ -492,24 +495,24 @@ class _Bench:
                                               f"choice, then two items each from {', '.join(shown.values())}"))
         save_png(stack(sheets), self.out / "pfitb.png")
         sheets = []
-        cats = gor["categories"]
+        cats, codes = gor["categories"], [self.vocab.categories.index(c) for c in gor["categories"]]
         for u in range(min(4, len(gor["users"]))):
             tiles, labels = [], []
             for name, pictures in gor["pictures"].items():
                 tiles.extend(pictures[u])
-                labels.extend(f"{name.split(' (')[0]}: {c}" for c in cats)
+                labels.extend(f"{SHORT[name]}: {c}" for c in cats)
             sheets.append(contact_sheet(tiles, labels, columns=len(cats) * len(gor["pictures"]), label_lines=2,
                                         title=f"GOR for {self.ds.users.index[gor['users'][u]]}: "
-                                              + ", then ".join(n.split(' (')[0] for n in gor["pictures"])))
+                                              + ", then ".join(SHORT[n] for n in gor["pictures"])))
         save_png(stack(sheets), self.out / "gor.png")
-        gor_captions = generate_outfits(self.dual, self.examples, gor["users"][:4], [self.vocab.categories.index(c)
-                                                                                    for c in cats],
-                                        self.config.steps, self.config.guidance, self.config.seed)
-        tiles = list(gor_captions[0].reshape(-1, 64, 64, 3))
-        labels = self.vocab.caption(gor_captions[1].reshape(-1, len(ATTRIBUTES)),
-                                    [self.vocab.categories.index(c) for c in cats] * len(gor["users"][:4]))
-        save_png(contact_sheet(tiles, labels, columns=len(cats), label_lines=3,
-                               title="GOR by the dual model, with the words it wrote for each item (one user a row)"),
+        tiles, labels = [], []
+        for u in range(min(4, len(gor["users"]))):
+            for name, ids in gor["words"].items():
+                tiles.extend(gor["pictures"][name][u])
+                labels.extend(f"{SHORT[name]}: {caption}" for caption in self.vocab.caption(ids[u], codes))
+        save_png(contact_sheet(tiles, labels, columns=len(cats) * len(gor["words"]), label_lines=4,
+                               title="GOR with the words: the dual model's own, then the user's preferred words "
+                                     "(one user a row)"),
                  self.out / "gor-captions.png")
 
 
