@@ -687,6 +687,11 @@ def generate_text(
     console.print(f"wrote {out}")
 
 
+WORDS_TEMPERATURE = ("on the words: with written words, of the model's (1 by default, 0 writes the likeliest); "
+                     "with preference words, each drawn with probability ~ count^(1/T) over the user's history "
+                     "(by default the most frequent)")
+
+
 def _guidance(pairs: list[str] | None) -> dict[str, float]:
     """--guidance preference=2 --guidance outfit=1.5 -> {"preference": 2.0, "outfit": 1.5}."""
     from modiste.design.dual import GUIDED
@@ -733,7 +738,7 @@ def generate_fitb(
         help="a scale per condition or for the words, e.g. --guidance preference=2 --guidance words=3")] = None,
     words: Annotated[str, typer.Option(
         help="written (the model writes them) | preference (the user's preferred values, drawn)")] = "written",
-    temperature: Annotated[float, typer.Option(min=0, help="of the written words; 0 writes the likeliest")] = 1.0,
+    temperature: Annotated[float | None, typer.Option(min=0, help=WORDS_TEMPERATURE)] = None,
     pool: Annotated[int, typer.Option(min=1, help="make n x POOL items and keep the n best by the judges")] = 1,
     rec_run: Annotated[Path | None, typer.Option("--rec-run", help="a DVBPR run: judges the pool by the user's taste")] = None,
     outfit_run: Annotated[Path | None, typer.Option(
@@ -768,7 +773,7 @@ def generate_outfit(
         help="a scale per condition or for the words, e.g. --guidance outfit=1.5")] = None,
     words: Annotated[str, typer.Option(
         help="written (the model writes them) | preference (the user's preferred values, drawn)")] = "written",
-    temperature: Annotated[float, typer.Option(min=0, help="of the written words; 0 writes the likeliest")] = 1.0,
+    temperature: Annotated[float | None, typer.Option(min=0, help=WORDS_TEMPERATURE)] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -830,7 +835,9 @@ def bench_generate(
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
     guidance: Annotated[float, typer.Option(help="classifier-free guidance scale of every condition")] = 2.0,
     words_guidance: Annotated[float, typer.Option(
-        help="guidance on the words, in the row that draws the user's preferred words")] = 3.0,
+        help="guidance on the words, in the rows that draw the user's preferred words")] = 3.0,
+    spread: Annotated[float, typer.Option(
+        min=0, help="temperature of the row whose preferred words are drawn from the history (0: no such row)")] = 0.5,
     gor_users: Annotated[int, typer.Option(help="users to generate whole outfits for")] = 24,
     threads: Annotated[int, typer.Option(help="torch threads")] = 2,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
@@ -844,7 +851,7 @@ def bench_generate(
     _open(data)
     config = GenerateBenchConfig(questions=questions, samples=samples, steps=steps,
                                  guidance={c: guidance for c in CONDITIONS}, gor_users=gor_users, pool=pool,
-                                 words_guidance=words_guidance, threads=threads)
+                                 words_guidance=words_guidance, spread=spread, threads=threads)
     try:
         report = generate_report(data, dual_run, out, image_only_run, gan_run, outfit_run, config, progress=not quiet,
                                  rec_run=rec_run)

@@ -204,6 +204,37 @@ def test_preferred_words_come_from_the_whole_history(run, ds):
     assert found
 
 
+def test_preferred_words_can_be_spread_over_the_users_history(run, ds):
+    from modiste.design.dual_api import sample_blanks
+
+    model = DualDiT.load(run / "model")
+    examples = DualExamples(ds, model.vocab, dataset_features(ds))
+    data, vocab, k = examples.data, model.vocab, ATTRIBUTES.index("color")
+    qs = examples.data.questions("test", "hard")
+    n_categories, draws = len(vocab.categories), 300
+    users, blanks = qs.users[:4], qs.candidates[np.arange(4), qs.answer[:4]]
+    mode = examples.preferred_words(users, blanks)[:, k]
+    spread = {t: examples.preferred_words(np.repeat(users, draws), np.repeat(blanks, draws), temperature=t,
+                                          seed=1)[:, k].reshape(4, draws) for t in (0.5, 3.0)}
+    colours = ds.items["color"].to_numpy()
+    for u, (user, blank) in enumerate(zip(users, blanks)):
+        history = data.user_history(np.full(n_categories, user), np.arange(n_categories), examples.history_len).ravel()
+        chosen = set(colours[history[(history >= 0) & (history != blank)]])
+        possible = chosen & set(vocab.by_category[vocab.categories[data.item_category[blank]]]["color"])
+        assert possible, "the test needs users with a colour of the category in their history"
+        drawn = {vocab.values["color"][int(i)] for i in spread[3.0][u]}
+        assert drawn <= possible  # only colours the user chose, whatever the temperature
+        assert len(drawn) > 1 or len(possible) == 1
+    # colder draws stay nearer the most frequent colour
+    assert (spread[0.5] == mode[:, None]).float().mean() > (spread[3.0] == mode[:, None]).float().mean()
+    same_seed = examples.preferred_words(np.repeat(users, draws), np.repeat(blanks, draws), temperature=0.5, seed=1)
+    assert torch.equal(same_seed[:, k].reshape(4, draws), spread[0.5])
+    # PFITB draws them: four items of one request can have different words
+    pictures, words = sample_blanks(model, examples, np.repeat(users[:1], 8), np.repeat(blanks[:1], 8),
+                                    np.repeat(qs.context[:1], 8, axis=0), steps=2, words="preference", temperature=3.0)
+    assert len({int(w) for w in words[:, k]}) > 1 and pictures.shape == (8, 64, 64, 3)
+
+
 def test_descriptions_are_read_into_attribute_values(vocab):
     category, ids, given = parse_description(vocab, "A light-blue? no: a LIGHT BLUE striped long sleeve shirt")
     assert vocab.categories[category] == "shirt"
@@ -281,7 +312,7 @@ def test_cli_fills_a_blank_and_makes_an_outfit(run, ds, tmp_path):
     assert [i["category"] for i in json.loads(result.output)["items"]] == ["top", "trousers", "shoes"]
     result = runner.invoke(app, ["generate", "outfit", "--run", str(run), "--user", outfit["user_id"],
                                  "--categories", "top,shoes", "--steps", "3", "--words", "preference",
-                                 "--guidance", "words=3", "--json"])
+                                 "--guidance", "words=3", "--temperature", "0.5", "--json"])
     assert result.exit_code == 0, result.output
     assert [i["category"] for i in json.loads(result.output)["items"]] == ["top", "shoes"]
     bad = runner.invoke(app, ["generate", "outfit", "--run", str(run), "--user", outfit["user_id"],
@@ -488,14 +519,14 @@ def image_only_run(tiny_world, tmp_path_factory):
 
 
 def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs, tiny_world, tmp_path):
-    from modiste.design.generate_bench import CHOICE, DUAL, IMAGE_ONLY, PREFERRED, RANKED, RETRIEVAL, \
+    from modiste.design.generate_bench import CHOICE, DUAL, IMAGE_ONLY, PREFERRED, RANKED, RETRIEVAL, SPREAD, \
         GenerateBenchConfig, generate_report
 
     config = GenerateBenchConfig(questions=6, samples=2, steps=2, gor_users=2, gor_categories=("top", "trousers"),
                                  text_items=4, probe_items=400, probe_epochs=1, pool=3, threads=1, batch_size=8)
     report = generate_report(tiny_world, run, tmp_path, image_only_run, None, app_runs[1], config, progress=False)
     rows = {r["model"]: r for r in report["rows"]}
-    assert list(rows)[:5] == [DUAL, PREFERRED, RANKED, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
+    assert list(rows)[:6] == [DUAL, PREFERRED, SPREAD, RANKED, IMAGE_ONLY, RETRIEVAL] and report["questions"] == 6
     # The ranked row's pools are made with the same words as the preferred-words row: the user's
     # preferred values, the same for every item of a question.
     assert rows[RANKED]["text_personalization"] == pytest.approx(rows[PREFERRED]["text_personalization"])
@@ -509,7 +540,7 @@ def test_the_generation_benchmark_judges_every_row(run, image_only_run, app_runs
     assert [r["model"] for r in report["gor"]] == [DUAL, PREFERRED, IMAGE_ONLY]
     assert set(report["text_to_image"]["captions_true"]) == set(ATTRIBUTES)
     assert report["timings_s"]["dual_s_one_pfitb_item"] > 0 and "dual_retrieval_hard_above_chance" in report["targets"]
-    assert "preferred_utility_above_users_choice" in report["targets"]
+    assert {"preferred_utility_above_users_choice", "spread_utility_above_users_choice"} <= set(report["targets"])
     for name in ("report.json", "report.md", "pfitb.png", "gor.png", "gor-captions.png"):
         assert (tmp_path / name).stat().st_size > 0
     with pytest.raises(ValueError, match="not an image-only dual run"):

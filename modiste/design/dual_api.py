@@ -161,15 +161,20 @@ WORDS = ("written", "preference")
 
 def sample_blanks(model: DualDiT, examples, users: np.ndarray, blanks: np.ndarray, context: np.ndarray,
                   steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0, words: str = "written",
-                  temperature: float = 1.0, batch_size: int = 128, track=lambda batches: batches
+                  temperature: float | None = None, batch_size: int = 128, track=lambda batches: batches
                   ) -> tuple[np.ndarray, torch.Tensor]:
     """PFITB for N requests: users (N,), the blank items (N,), which give the category and are left
     out of the user's history, and the outfit's other items (N, L), -1 padded. `words`:
 
-    - written: the model writes the words with the picture (`temperature` on the words);
+    - written: the model writes the words with the picture; `temperature` divides its logits (1 by
+      default, as trained; 0 writes the likeliest);
     - preference: the user's preferred value of each attribute, learned from their whole history
       (`DualExamples.preferred_words`), is given as the words, and the picture drawn to them; an
-      attribute the user has no value for is written by the model.
+      attribute the user has no value for is written by the model (at `temperature`, 1 by default).
+      `temperature` T also spreads the words over the user's values, each drawn with probability
+      proportional to count^(1/T) (by default the most frequent; on the default world T = 0.5
+      raised the diversity of four items from 0.13 to 0.46 and lowered their oracle utility from
+      2.29 to 2.00, the users' choices about 2.2).
 
     Returns pictures uint8 (N, 64, 64, 3) and attribute ids (N, 6). `track` wraps the batches (a
     progress bar)."""
@@ -179,16 +184,24 @@ def sample_blanks(model: DualDiT, examples, users: np.ndarray, blanks: np.ndarra
     for start in track(range(0, len(users), batch_size)):
         rows = slice(start, start + batch_size)
         cond = examples.conditions(users[rows], blanks[rows], context[rows])
-        text = examples.preferred_words(users[rows], blanks[rows]) if words == "preference" else None
-        x, y = model.sample(cond, steps=steps, guidance=guidance, text=text, seed=seed + start, temperature=temperature)
+        text = None
+        if words == "preference":
+            text = examples.preferred_words(users[rows], blanks[rows], temperature=temperature or 0.0, seed=seed + start)
+        x, y = model.sample(cond, steps=steps, guidance=guidance, text=text, seed=seed + start,
+                            temperature=_logit_temperature(temperature))
         pictures.append(to_uint8(x))
         ids.append(y)
     return np.concatenate(pictures), torch.cat(ids)
 
 
+def _logit_temperature(temperature: float | None) -> float:
+    """The temperature on the words the model writes: 1 (as trained) unless one is asked for."""
+    return 1.0 if temperature is None else temperature
+
+
 def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None = None, n: int = 4,
                steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0, pool: int = 1,
-               judges=None, words: str = "written", temperature: float = 1.0) -> Generated:
+               judges=None, words: str = "written", temperature: float | None = None) -> Generated:
     """PFITB: n new items for the blank of an outfit (the last item unless `blank` says), made for the
     user beside the outfit's other items; the true item is left out of the user's history. `words`
     and `temperature`: see `sample_blanks`. With `pool` > 1, n x pool items are made and the n best
@@ -227,7 +240,7 @@ def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None 
 
 def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int = 20,
                 guidance: dict[str, float] | None = None, seed: int = 0, words: str = "written",
-                temperature: float = 1.0) -> Generated:
+                temperature: float | None = None) -> Generated:
     """GOR: a whole outfit for the user, one item per category in order, each made beside the
     items made before it (their pictures read by modiste's encoder, as catalogue items are).
     `words` and `temperature`: see `sample_blanks`."""
@@ -250,7 +263,7 @@ def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int
 
 def generate_outfits(model: DualDiT, examples, users: np.ndarray, categories: list[int], steps: int = 20,
                      guidance: dict[str, float] | None = None, seed: int = 0, words: str = "written",
-                     temperature: float = 1.0) -> tuple[np.ndarray, torch.Tensor]:
+                     temperature: float | None = None) -> tuple[np.ndarray, torch.Tensor]:
     """GOR for several users at once: per user, one item per category code in order, each made beside
     the items made before it (read by the dataset's encoder); `words` and `temperature` as in
     `sample_blanks`. Returns pictures uint8 (U, K, 64, 64, 3) and attribute ids (U, K, 6)."""
@@ -267,9 +280,11 @@ def generate_outfits(model: DualDiT, examples, users: np.ndarray, categories: li
         if made_features:
             cond.outfit = torch.from_numpy(np.stack(made_features, axis=1))
             cond.outfit_category = torch.tensor([categories[:k]] * n)
-        given = examples.preferred_words(users, None, np.full(n, c)) if words == "preference" else None
+        given = None
+        if words == "preference":
+            given = examples.preferred_words(users, None, np.full(n, c), temperature=temperature or 0.0, seed=seed + k)
         picture, text = model.sample(cond, steps=steps, guidance=guidance, text=given, seed=seed + k,
-                                     temperature=temperature)
+                                     temperature=_logit_temperature(temperature))
         images.append(to_uint8(picture))
         written.append(text)
         made_features.append(encoder.encode(images[-1]))

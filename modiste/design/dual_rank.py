@@ -95,7 +95,7 @@ def _standardised(x: np.ndarray, pool: int) -> np.ndarray:
 
 def sample_ranked(model, examples, users: np.ndarray, blanks: np.ndarray, context: np.ndarray, judges: Judges,
                   pool: int, keep: int = 1, steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0,
-                  batch_size: int = 128, words: str = "written", temperature: float = 1.0
+                  batch_size: int = 128, words: str = "written", temperature: float | None = None
                   ) -> tuple[np.ndarray, torch.Tensor]:
     """PFITB by generate-then-rank for R requests (users (R,), the blank items (R,), which only
     give the category and leave the history; context (R, L)): `pool` items made per request

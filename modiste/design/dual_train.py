@@ -167,13 +167,15 @@ class DualExamples:
                           outfit=self.features[ctx.clamp(min=0)],
                           outfit_category=torch.where(ctx >= 0, self.category[ctx.clamp(min=0)], -1))
 
-    def preferred_words(self, users: np.ndarray, items: np.ndarray | None,
-                        categories: np.ndarray | None = None) -> torch.Tensor:
+    def preferred_words(self, users: np.ndarray, items: np.ndarray | None, categories: np.ndarray | None = None,
+                        temperature: float = 0.0, seed: int = 0) -> torch.Tensor:
         """(N, 6) attribute ids: the words to draw for `users` (-1: none), for a new item of each
         item's category (or of `categories`); the items are left out of the history. Per attribute,
         the value the user chose most often among those the category's items have, counting the
         latest `history_len` items of their history in every category, and those of this category a
-        second time; [MASK] (the model writes it) where they chose none.
+        second time; [MASK] (the model writes it) where they chose none. With `temperature` T > 0
+        each value is drawn instead, with probability proportional to count^(1/T) (1: as often as
+        the user chose it), for items that differ from one another.
 
         The whole history counts, not the category's alone as in the preference condition (DualFashion's
         and what the model was trained with): a colour, material or style liked in one category is
@@ -192,12 +194,20 @@ class DualExamples:
         valid = torch.from_numpy(history >= 0).float()
         ids = self.text[torch.from_numpy(history.clip(min=0))]  # (N, H, 6)
         allowed = self.allowed[torch.from_numpy(categories)]  # (N, 6, widest table)
+        generator = torch.Generator().manual_seed(seed)
         words = []
         for k, a in enumerate(ATTRIBUTES):
             n_values = len(self.vocab.values[a])
             counts = torch.zeros(n, self.vocab.size(a)).scatter_add_(1, ids[..., k], valid)[:, :n_values]
             counts = counts * allowed[:, k, :n_values]
-            words.append(torch.where(counts.amax(1) > 0, counts.argmax(1), self.vocab.mask(a)))
+            chosen = counts.amax(1) > 0
+            if temperature > 0:
+                # softmax(log(count) / T): count^(1/T) without overflow; a row with no count draws anything
+                logits = torch.where(chosen[:, None], counts.log() / temperature, torch.zeros_like(counts))
+                value = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator)[:, 0]
+            else:
+                value = counts.argmax(1)
+            words.append(torch.where(chosen, value, self.vocab.mask(a)))
         return torch.stack(words, dim=1)
 
 

@@ -11,6 +11,8 @@ candidates of the blank's category). Every generator makes `samples` items for e
   of each attribute, counted over their whole history (`DualExamples.preferred_words`), as the
   words (`sample_blanks(words="preference")`), drawing the picture to them with guidance on the
   words (`words_guidance`);
+- "dual diffusion, preferred words spread": the same, each question's words drawn from the user's
+  history with probability proportional to count^(1/`spread`), for items that differ;
 - "dual diffusion, preferred words, generate then rank": `pool` items per question made as the
   row above makes them, the one the user's learned models like best kept
   (`modiste.design.dual_rank`: DVBPR's taste and the outfit model's fit; given a DVBPR run and/or
@@ -76,14 +78,16 @@ from modiste.progress import Progress
 from modiste.vision.common import to_uint8, to_unit_range, torch_threads
 from modiste.vision.encoder import dataset_features
 
-DUAL, PREFERRED, RANKED, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
+DUAL, PREFERRED, SPREAD, RANKED, IMAGE_ONLY, GAN, RETRIEVAL, CHOICE, RANDOM = (
     "dual diffusion (modiste)", "dual diffusion, the user's preferred words (modiste)",
+    "dual diffusion, preferred words spread (modiste)",
     "dual diffusion, preferred words, generate then rank (modiste)", "image-only diffusion (DiFashion-like)",
     "GAN (design I)", "retrieval: outfit model's best candidate", "the user's choice (real)",
     "random item of the category (real)")
 
 
-SHORT = {DUAL: "dual", PREFERRED: "dual, preferred words", IMAGE_ONLY: "image-only", GAN: "GAN"}  # sheet labels
+SHORT = {DUAL: "dual", PREFERRED: "dual, preferred words", SPREAD: "dual, spread words", IMAGE_ONLY: "image-only",
+         GAN: "GAN"}  # sheet labels
 
 
 @dataclass
@@ -93,7 +97,8 @@ class GenerateBenchConfig:
     gor_categories: the GOR sample; text_items: held-out items whose descriptions are drawn;
     probe_items, probe_epochs: the attribute classifier; pool: generate-then-rank's items made per
     question (the best kept; with judges); words_guidance: the guidance on the words of the
-    preferred-words row (1: none); threads: torch threads."""
+    preferred-words rows (1: none); spread: the temperature of the spread preferred-words row (0:
+    no such row); threads: torch threads."""
 
     questions: int = 200
     samples: int = 4
@@ -106,6 +111,7 @@ class GenerateBenchConfig:
     probe_epochs: int = 6
     pool: int = 2
     words_guidance: float = 3.0
+    spread: float = 0.5
     batch_size: int = 128
     threads: int = 2
     seed: int = 0
@@ -188,6 +194,10 @@ class _Bench:
             made[PREFERRED] = self._diffusion(self.dual, q, bar, "dual diffusion, preferred words", words="preference",
                                               guidance={**c.guidance, "words": c.words_guidance})
             timings["preferred_s"] = time.perf_counter() - t
+            if c.spread > 0:
+                made[SPREAD] = self._diffusion(self.dual, q, bar, "dual diffusion, preferred words spread",
+                                               words="preference", temperature=c.spread,
+                                               guidance={**c.guidance, "words": c.words_guidance})
             if self.judges is not None:
                 t = time.perf_counter()
                 bar.step(f"generate then rank: the best of {c.pool}")
@@ -267,7 +277,7 @@ class _Bench:
         return out
 
     def _diffusion(self, model: DualDiT, q: dict, bar: Progress, label: str, words: str = "written",
-                   temperature: float = 1.0, guidance: dict[str, float] | None = None) -> Made:
+                   temperature: float | None = None, guidance: dict[str, float] | None = None) -> Made:
         c = self.config
         n = len(q["users"])
         rep = np.repeat(np.arange(n), c.samples)
@@ -558,7 +568,7 @@ def _targets(rows: list[dict], gor: list[dict]) -> dict:
                 out[f"dual_above_image_only_{metric}"] = bool(dual[metric] > other[metric])
     if GAN in by:
         out["dual_fid_below_gan"] = bool(dual["fid"] < by[GAN]["fid"])
-    for key, name in (("dual", DUAL), ("preferred", PREFERRED), ("ranked", RANKED)):
+    for key, name in (("dual", DUAL), ("preferred", PREFERRED), ("spread", SPREAD), ("ranked", RANKED)):
         if name not in by:
             continue
         if "utility" in by[name]:
