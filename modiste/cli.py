@@ -735,9 +735,10 @@ def generate_fitb(
     n: Annotated[int, typer.Option("-n", min=1, help="how many items to make")] = 4,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
     guidance: Annotated[list[str] | None, typer.Option(
-        help="a scale per condition or for the words, e.g. --guidance preference=2 --guidance words=3")] = None,
+        help="a scale per condition or for the words, e.g. --guidance outfit=3 (default: 2 on each condition, "
+             "3 on preferred words; 1: none)")] = None,
     words: Annotated[str, typer.Option(
-        help="written (the model writes them) | preference (the user's preferred values, drawn)")] = "written",
+        help="preference (the user's preferred values, drawn) | written (the model writes them)")] = "preference",
     temperature: Annotated[float | None, typer.Option(min=0, help=WORDS_TEMPERATURE)] = None,
     pool: Annotated[int, typer.Option(min=1, help="make n x POOL items and keep the n best by the judges")] = 1,
     rec_run: Annotated[Path | None, typer.Option("--rec-run", help="a DVBPR run: judges the pool by the user's taste")] = None,
@@ -770,9 +771,10 @@ def generate_outfit(
     out: Annotated[Path | None, typer.Option("--out", help="PNG of the outfit")] = None,
     steps: Annotated[int, typer.Option(help="sampling steps")] = 20,
     guidance: Annotated[list[str] | None, typer.Option(
-        help="a scale per condition or for the words, e.g. --guidance outfit=1.5")] = None,
+        help="a scale per condition or for the words, e.g. --guidance outfit=3 (default: 2 on each condition, "
+             "3 on preferred words; 1: none)")] = None,
     words: Annotated[str, typer.Option(
-        help="written (the model writes them) | preference (the user's preferred values, drawn)")] = "written",
+        help="preference (the user's preferred values, drawn) | written (the model writes them)")] = "preference",
     temperature: Annotated[float | None, typer.Option(min=0, help=WORDS_TEMPERATURE)] = None,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,

@@ -204,6 +204,16 @@ def test_preferred_words_come_from_the_whole_history(run, ds):
     assert found
 
 
+def test_pfitb_guides_as_the_benchmark_does_unless_told():
+    from modiste.design.dual_api import GUIDANCE, default_guidance
+    from modiste.design.generate_bench import GenerateBenchConfig
+
+    config = GenerateBenchConfig()
+    assert default_guidance("preference") == {**config.guidance, "words": config.words_guidance}
+    assert default_guidance("written") == config.guidance == GUIDANCE and "words" not in GUIDANCE
+    assert default_guidance("preference", {"outfit": 4.0, "words": 1.0}) == {**GUIDANCE, "outfit": 4.0, "words": 1.0}
+
+
 def test_preferred_words_can_be_spread_over_the_users_history(run, ds):
     from modiste.design.dual_api import sample_blanks
 

@@ -157,6 +157,9 @@ def _user_row(ds: Dataset, user_id: str) -> int:
 
 
 WORDS = ("written", "preference")
+# PFITB's and GOR's guidance, the benchmark's: 2 on each condition, 3 on the user's preferred words
+GUIDANCE = {"preference": 2.0, "history": 2.0, "outfit": 2.0}
+WORDS_GUIDANCE = 3.0
 
 
 def sample_blanks(model: DualDiT, examples, users: np.ndarray, blanks: np.ndarray, context: np.ndarray,
@@ -199,16 +202,23 @@ def _logit_temperature(temperature: float | None) -> float:
     return 1.0 if temperature is None else temperature
 
 
+def default_guidance(words: str, given: dict[str, float] | None = None) -> dict[str, float]:
+    """The guidance PFITB and GOR use, the benchmark's: `GUIDANCE` on each condition and
+    `WORDS_GUIDANCE` on the user's preferred words, each scale replaced where `given` has one."""
+    return {**GUIDANCE, **({"words": WORDS_GUIDANCE} if words == "preference" else {}), **(given or {})}
+
+
 def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None = None, n: int = 4,
                steps: int = 20, guidance: dict[str, float] | None = None, seed: int = 0, pool: int = 1,
-               judges=None, words: str = "written", temperature: float | None = None) -> Generated:
+               judges=None, words: str = "preference", temperature: float | None = None) -> Generated:
     """PFITB: n new items for the blank of an outfit (the last item unless `blank` says), made for the
     user beside the outfit's other items; the true item is left out of the user's history. `words`
-    and `temperature`: see `sample_blanks`. With `pool` > 1, n x pool items are made and the n best
-    by `judges` kept (`modiste.design.dual_rank`)."""
+    and `temperature`: see `sample_blanks`; `guidance`: see `default_guidance`. With `pool` > 1, n x
+    pool items are made and the n best by `judges` kept (`modiste.design.dual_rank`)."""
     from modiste.design.dual_train import DualExamples
     from modiste.vision.encoder import dataset_features
 
+    guidance = default_guidance(words, guidance)
     model, ds = load_run(run)
     outfits = ds.outfits.set_index("outfit_id")
     if outfit_id not in outfits.index:
@@ -239,14 +249,15 @@ def fill_blank(run: str | Path, user_id: str, outfit_id: str, blank: int | None 
 
 
 def make_outfit(run: str | Path, user_id: str, categories: list[str], steps: int = 20,
-                guidance: dict[str, float] | None = None, seed: int = 0, words: str = "written",
+                guidance: dict[str, float] | None = None, seed: int = 0, words: str = "preference",
                 temperature: float | None = None) -> Generated:
     """GOR: a whole outfit for the user, one item per category in order, each made beside the
     items made before it (their pictures read by modiste's encoder, as catalogue items are).
-    `words` and `temperature`: see `sample_blanks`."""
+    `words` and `temperature`: see `sample_blanks`; `guidance`: see `default_guidance`."""
     from modiste.design.dual_train import DualExamples
     from modiste.vision.encoder import dataset_features
 
+    guidance = default_guidance(words, guidance)
     model, ds = load_run(run)
     unknown = [c for c in categories if c not in model.vocab.categories]
     if unknown:

@@ -66,7 +66,7 @@ from modiste.data import Dataset
 from modiste.data.world import rules
 from modiste.design.bench import attribute_classifier, oracle_utility
 from modiste.design.dual import ATTRIBUTES, Conditions, DualDiT
-from modiste.design.dual_api import generate_outfits, sample_blanks
+from modiste.design.dual_api import GUIDANCE, WORDS_GUIDANCE, generate_outfits, sample_blanks
 from modiste.design.dual_train import DualExamples
 from modiste.design.dual_rank import Judges, sample_ranked
 from modiste.design.metrics import FIDReference, diversity, encode, fid_encoder
@@ -103,14 +103,14 @@ class GenerateBenchConfig:
     questions: int = 200
     samples: int = 4
     steps: int = 20
-    guidance: dict[str, float] = field(default_factory=lambda: {"preference": 2.0, "history": 2.0, "outfit": 2.0})
+    guidance: dict[str, float] = field(default_factory=lambda: dict(GUIDANCE))
     gor_users: int = 24
     gor_categories: tuple[str, ...] = ("top", "trousers", "shoes", "bag")
     text_items: int = 200
     probe_items: int = 10000
     probe_epochs: int = 6
     pool: int = 2
-    words_guidance: float = 3.0
+    words_guidance: float = WORDS_GUIDANCE
     spread: float = 0.5
     batch_size: int = 128
     threads: int = 2
